@@ -1,0 +1,97 @@
+"""One error hierarchy for everything a user can cause.
+
+Every error says what went wrong, where (a :class:`Location` in the user's file, an image, a
+registry URL) and, when we know it, what to do about it. Each class has its own exit code so
+scripts can tell failures apart; the CLI prints tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a user's file: ``path:line[:column]``."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        text = _display_path(self.file)
+        if self.line is not None:
+            text += f":{self.line}"
+            if self.column is not None:
+                text += f":{self.column}"
+        return text
+
+
+def _display_path(file: str) -> str:
+    """Show paths below the working directory relative to it, as compilers do."""
+    path = Path(file)
+    if not path.is_absolute():
+        return file
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return file
+
+
+class KitError(Exception):
+    """Base of every error kitdsl reports to a user."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        hint: str | None = None,
+        details: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        """The full text shown to a user: ``where: error: what`` plus details and a hint."""
+        head = f"{self.kind}: {self.message}"
+        if self.location is not None:
+            head = f"{self.location}: {head}"
+        lines = [head, *(f"  {line}" for line in self.details)]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class ConfigError(KitError):
+    """A system definition (Python or YAML) is invalid."""
+
+    exit_code = 2
+
+
+class UserCodeError(KitError):
+    """The user's own module raised an exception while it was being loaded."""
+
+    exit_code = 3
+
+
+class ImageConfigError(KitError):
+    """An image's configuration (for example its ``org.mobyproject.config`` label) is invalid."""
+
+    exit_code = 4
+
+
+class UsageError(KitError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = 64
