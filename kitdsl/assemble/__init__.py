@@ -1,0 +1,1 @@
+"""From images to the LinuxKit layout: runtime configuration, bundles, files, volumes."""

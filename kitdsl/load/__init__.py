@@ -1,0 +1,1 @@
+"""Turning user files (system.py, LinuxKit YAML) into a System, with source locations."""

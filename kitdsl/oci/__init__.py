@@ -1,0 +1,1 @@
+"""OCI images: references, image configuration, registries and the cache."""
