@@ -84,9 +84,7 @@ class Reference:
 
 def _split_domain(name: str) -> tuple[str | None, str]:
     first, sep, rest = name.partition("/")
-    if sep and (
-        "." in first or ":" in first or first == "localhost" or first.lower() != first
-    ):
+    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
         return first, rest
     return None, name
 
@@ -127,9 +125,7 @@ def parse(text: str) -> Reference:
     for component in path.split("/"):
         if not _PATH_COMPONENT.fullmatch(component):
             if component.lower() != component:
-                raise ReferenceSyntaxError(
-                    f"repository name {path!r} must be lower case"
-                )
+                raise ReferenceSyntaxError(f"repository name {path!r} must be lower case")
             raise ReferenceSyntaxError(
                 f"invalid repository name component {component!r} in {path!r}: use lower-case "
                 "letters and digits separated by '.', '_', '__' or '-'"

@@ -24,8 +24,24 @@ _CONTAINER_NAME = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 _VOLUME_NAME = re.compile(r"[a-z0-9_-]+")
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
 _RLIMIT_NAMES = frozenset(
-    "CPU FSIZE DATA STACK CORE RSS NPROC NOFILE MEMLOCK AS LOCKS SIGPENDING MSGQUEUE NICE RTPRIO "
-    "RTTIME".split()
+    {
+        "CPU",
+        "FSIZE",
+        "DATA",
+        "STACK",
+        "CORE",
+        "RSS",
+        "NPROC",
+        "NOFILE",
+        "MEMLOCK",
+        "AS",
+        "LOCKS",
+        "SIGPENDING",
+        "MSGQUEUE",
+        "NICE",
+        "RTPRIO",
+        "RTTIME",
+    }
 )
 _NAMESPACE_KEYWORDS = {"host", "root", "new"}
 
@@ -75,7 +91,7 @@ class Device(Model):
     path: str
     """Path of the device node inside the container, or ``all``."""
     type: Literal["b", "c", "u", "p", "a"]
-    """``c`` character, ``b`` block, ``u`` unbuffered, ``p`` fifo, ``a`` all (with ``path="all"``)."""
+    """``c`` character, ``b`` block, ``u`` unbuffered, ``p`` fifo, ``a`` all (``path="all"``)."""
     major: int = 0
     """Major number."""
     minor: int = 0
@@ -411,9 +427,7 @@ class ContainerConfig(Model):
     """User id: a number, ``"root"``, or a container name (its allocated id). Default 0."""
     gid: IdRef | None = None
     """Group id: a number, ``"root"``, or a container name. Default 0."""
-    additional_gids: list[IdRef] | None = Field(
-        default=None, serialization_alias="additionalGids"
-    )
+    additional_gids: list[IdRef] | None = Field(default=None, serialization_alias="additionalGids")
     """Supplementary group ids."""
     no_new_privileges: bool | None = Field(default=None, serialization_alias="noNewPrivileges")
     """Set ``no_new_privs`` on the process."""

@@ -130,7 +130,9 @@ class System(Model):
         changes: dict[str, Any] = {}
         for name in names:
             if name in known_volumes:
-                changes["volumes"] = [v for v in changes.get("volumes", self.volumes) if v.name != name]
+                changes["volumes"] = [
+                    v for v in changes.get("volumes", self.volumes) if v.name != name
+                ]
                 continue
             section, _ = self._locate(name, where)
             current = changes.get(section, getattr(self, section))

@@ -107,7 +107,7 @@ def parse_mode(value: object, info: ValidationInfo) -> object:
     if isinstance(value, int):
         if info.context and info.context.get("linuxkit_yaml"):
             raise ValueError(
-                f"mode must be a quoted octal string in LinuxKit YAML, e.g. \"0{value:o}\""
+                f'mode must be a quoted octal string in LinuxKit YAML, e.g. "0{value:o}"'
             )
         mode = value
     elif isinstance(value, str):

@@ -1,0 +1,138 @@
+"""The ``kitdsl`` command: each command is a thin call into one library function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+
+from kitdsl import __version__
+from kitdsl.errors import KitError, UsageError
+
+app = typer.Typer(
+    name="kitdsl",
+    help="Build lean, immutable Linux systems from OCI images, configured in Python.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+_state = {"debug": False}
+
+FilesArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="system.py files (FILE.py or FILE.py:NAME) or LinuxKit YAML files, merged in order.",
+        metavar="FILE...",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"kitdsl {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _write(text: str, output: Path | None, *, language: str | None = None) -> None:
+    """Write to a file atomically (temporary file, then rename) or to standard output."""
+    if output is None:
+        console = Console()
+        if language and console.is_terminal:
+            console.print(Syntax(text, language, theme="ansi_dark", background_color="default"))
+        else:
+            sys.stdout.write(text)
+        return
+    from kitdsl.fsutil import atomic_write_text
+
+    atomic_write_text(output, text)
+
+
+@app.command()
+def inspect(
+    files: FilesArg,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Show the file:line that set each component and field."),
+    ] = False,
+) -> None:
+    """Print the resolved system."""
+    from kitdsl.dsl import describe
+    from kitdsl.load import load_system
+
+    system = load_system(files)
+    if json_output:
+        _write(describe.to_json(system, explain=explain), None)
+    else:
+        _write(describe.to_text(system, explain=explain), None, language="yaml")
+
+
+@app.command()
+def convert(
+    files: Annotated[list[str], typer.Argument(help="LinuxKit YAML files.", metavar="IN.yml...")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Convert LinuxKit YAML to an idiomatic system.py."""
+    from kitdsl.load import is_yaml, load_system
+    from kitdsl.load.pysource import system_to_python
+
+    not_yaml = [name for name in files if not is_yaml(name)]
+    if not_yaml:
+        raise UsageError(f"convert reads LinuxKit YAML, not {not_yaml[0]}")
+    system = load_system(files)
+    _write(
+        system_to_python(system, source=", ".join(Path(f).name for f in files)),
+        output,
+        language="python",
+    )
+
+
+@app.command()
+def export(
+    files: FilesArg,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the system as LinuxKit YAML."""
+    from kitdsl.load import load_system
+    from kitdsl.load.linuxkit_yaml import dump_linuxkit_yaml
+
+    _write(dump_linuxkit_yaml(load_system(files)), output, language="yaml")
+
+
+def main() -> None:
+    """Entry point: run the app, turning kitdsl errors into messages and exit codes."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("kitdsl").addHandler(handler)
+    logging.getLogger("kitdsl").propagate = False
+    try:
+        app()
+    except KitError as exc:
+        if _state["debug"]:
+            traceback.print_exception(exc)
+        Console(stderr=True, highlight=False).print(exc.render(), style="bold red", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The systems of this repository; ``systems.common`` holds what the products share."""
