@@ -132,7 +132,9 @@ def main() -> None:
     except KitError as exc:
         if _state["debug"]:
             traceback.print_exception(exc)
-        Console(stderr=True, highlight=False).print(exc.render(), style="bold red", markup=False)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            exc.render(), style="red", markup=False
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
