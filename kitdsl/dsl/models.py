@@ -11,6 +11,7 @@ whatever the label would have given (LinuxKit's rule).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -427,7 +428,7 @@ class ContainerConfig(Model):
     """User id: a number, ``"root"``, or a container name (its allocated id). Default 0."""
     gid: IdRef | None = None
     """Group id: a number, ``"root"``, or a container name. Default 0."""
-    additional_gids: list[IdRef] | None = Field(default=None, serialization_alias="additionalGids")
+    additional_gids: Annotated[Sequence[IdRef], AfterValidator(list)] | None = Field(default=None, serialization_alias="additionalGids")
     """Supplementary group ids."""
     no_new_privileges: bool | None = Field(default=None, serialization_alias="noNewPrivileges")
     """Set ``no_new_privs`` on the process."""

@@ -94,7 +94,7 @@ def type_name(annotation: Any) -> str:
 def _full_type(info: FieldInfo) -> Any:
     """The declared type, with the validators pydantic keeps apart put back (to find names)."""
     if info.metadata:
-        return Annotated[(info.annotation, *info.metadata)]  # type: ignore[valid-type]
+        return Annotated[(info.annotation, *info.metadata)]
     return info.annotation
 
 

@@ -6,10 +6,10 @@ imported by several products without them affecting one another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any, Literal, Self
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from kitdsl.dsl.base import Model, defined_at
 from kitdsl.dsl.models import Container, File, Kernel, Onboot, Onshutdown, Service, Volume
@@ -27,7 +27,7 @@ class System(Model):
 
     kernel: Kernel | None = None
     """The kernel; needed for bootable outputs."""
-    init: list[Image] = Field(default_factory=list)
+    init: Annotated[Sequence[Image], AfterValidator(list)] = Field(default_factory=list)
     """Images unpacked into the root file system: the init, runc, containerd..."""
     onboot: list[Onboot] = Field(default_factory=list)
     """Containers run once at boot, in order."""
