@@ -184,6 +184,8 @@ def test_binds_tmpfs_rlimits_env_are_checked() -> None:
         ("binds", ["/a"]),
         ("binds", ["/a:b"]),
         ("binds", ["/a:/b:ro:x"]),
+        ("binds", ["/a:/b:"]),
+        ("tmpfs", ["/run:"]),
         ("tmpfs", ["run"]),
         ("rlimits", ["nofile,1"]),
         ("rlimits", ["nofiles,1,2"]),
@@ -225,6 +227,8 @@ def test_volumes() -> None:
     with pytest.raises(ConfigError, match="read-only"):
         System(volumes=[ro], services=[Service(name="s", image="x:1", binds=["data:/data"])])
     System(volumes=[ro], services=[Service(name="s", image="x:1", binds=["data:/data:ro"])])
+    with pytest.raises(ConfigError, match="read-only"):
+        System(volumes=[ro], services=[Service(name="s", image="x:1", binds=["data:/d:rw,ro"])])
     with pytest.raises(ConfigError, match="names volume 'nope'"):
         System(services=[Service(name="s", image="x:1", binds_add=["nope:/data"])])
     mount = Mount(type="bind", source="missing", destination="/m")

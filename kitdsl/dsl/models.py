@@ -20,6 +20,8 @@ from kitdsl.dsl.base import Model
 from kitdsl.dsl.types import Capability, IdRef, Image, Mode, check_capability_list
 
 CapabilityList = Annotated[list[Capability], AfterValidator(check_capability_list)]
+# Sequence rather than list: a user's list[int] must type-check where ints or names are allowed.
+IdRefList = Annotated[Sequence[IdRef], AfterValidator(list)]
 
 _CONTAINER_NAME = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 _VOLUME_NAME = re.compile(r"[a-z0-9_-]+")
@@ -333,7 +335,7 @@ class Runtime(Model):
 
 def _check_bind(value: str) -> str:
     parts = value.split(":")
-    if not 2 <= len(parts) <= 3 or not parts[0] or not parts[1]:
+    if not 2 <= len(parts) <= 3 or not all(parts):
         raise ValueError(f"bind {value!r} must be 'source:destination[:option,option]'")
     if not parts[1].startswith("/"):
         raise ValueError(f"bind {value!r}: the destination must be an absolute path")
@@ -341,7 +343,7 @@ def _check_bind(value: str) -> str:
 
 
 def _check_tmpfs(value: str) -> str:
-    if value.count(":") > 1 or not value.split(":")[0].startswith("/"):
+    if value.count(":") > 1 or value.endswith(":") or not value.split(":")[0].startswith("/"):
         raise ValueError(f"tmpfs {value!r} must be '/destination[:option,option]'")
     return value
 
@@ -428,7 +430,7 @@ class ContainerConfig(Model):
     """User id: a number, ``"root"``, or a container name (its allocated id). Default 0."""
     gid: IdRef | None = None
     """Group id: a number, ``"root"``, or a container name. Default 0."""
-    additional_gids: Annotated[Sequence[IdRef], AfterValidator(list)] | None = Field(default=None, serialization_alias="additionalGids")
+    additional_gids: IdRefList | None = Field(default=None, serialization_alias="additionalGids")
     """Supplementary group ids."""
     no_new_privileges: bool | None = Field(default=None, serialization_alias="noNewPrivileges")
     """Set ``no_new_privs`` on the process."""

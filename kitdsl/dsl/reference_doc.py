@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from kitdsl.dsl import models, system, types as dsl_types
+from kitdsl.dsl import models, system
+from kitdsl.dsl import types as dsl_types
 
 SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     ("The system", [system.System, models.Kernel]),

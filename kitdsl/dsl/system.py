@@ -240,7 +240,7 @@ def _check_volumes(system: System) -> None:
                     location=container.origin,
                     hint=f"volumes: {known}; host paths must start with '/'",
                 )
-            if volume.readonly and "ro" not in options:
+            if volume.readonly and ("ro" not in options or "rw" in options):
                 raise ConfigError(
                     f"{section} container {container.name!r}: volume {name!r} is read-only, "
                     f"but {bind!r} mounts it read-write",
