@@ -28,3 +28,10 @@ docs:
 # Show the example system.
 inspect:
     kitdsl inspect systems/edge.py
+
+# Benchmarks (figures go to docs/performance.md).
+bench: bench-load
+
+# Time loading a large system.py and its LinuxKit YAML twin.
+bench-load:
+    python3 bench/bench_load.py

@@ -212,3 +212,28 @@ def test_several_files_merge(project: Project) -> None:
     )
     merged = load_system([str(root / "a.py"), str(root / "b.py")])
     assert [s.name for s in merged.services] == ["getty", "web"]
+
+
+def test_yaml_files_given_together_share_volumes_and_ids(project: Project) -> None:
+    root = project(
+        {
+            "a.yml": """
+                volumes:
+                  - name: data
+                services:
+                  - name: db
+                    image: postgres:16
+            """,
+            "b.yml": """
+                services:
+                  - name: app
+                    image: app:1
+                    binds: ["data:/data"]
+                    uid: db
+            """,
+            "c.py": BASE,
+        }
+    )
+    merged = load_system([str(root / "a.yml"), str(root / "b.yml"), str(root / "c.py")])
+    assert [s.name for s in merged.services] == ["db", "app", "getty"]
+    assert merged["app"].origin is not None and merged["app"].origin.file.endswith("b.yml")

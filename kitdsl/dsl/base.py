@@ -28,6 +28,12 @@ def defined_at(location: Location | None) -> Iterator[None]:
         _origin_override.reset(token)
 
 
+def current_location() -> Location | None:
+    """Where the user's code is now: the ``defined_at`` location if one is active, else the
+    innermost caller outside kitdsl."""
+    return _origin_override.get() or caller_location()
+
+
 class Model(BaseModel):
     """Strict (unknown fields are errors), frozen, and records its construction site."""
 
@@ -44,7 +50,7 @@ class Model(BaseModel):
     _field_origins: dict[str, Location] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
-        origin = _origin_override.get() or caller_location()
+        origin = current_location()
         self._origin = origin
         if origin is not None:
             self._field_origins = dict.fromkeys(self.model_fields_set, origin)
@@ -66,7 +72,7 @@ class Model(BaseModel):
     def replace(self, **changes: Any) -> Self:
         """A validated copy with ``changes`` applied; provenance is kept and the changed
         fields are recorded as set here."""
-        where = _origin_override.get() or caller_location()
+        where = current_location()
         with defined_at(self._origin):
             copy = type(self).model_validate({**self.set_fields(), **changes})
         copy._field_origins = dict(self._field_origins)

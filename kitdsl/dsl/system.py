@@ -11,9 +11,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from kitdsl.dsl.base import Model, defined_at
+from kitdsl.dsl.base import Model, current_location, defined_at
 from kitdsl.dsl.models import Container, File, Kernel, Onboot, Onshutdown, Service, Volume
-from kitdsl.dsl.origin import caller_location
 from kitdsl.dsl.types import Image
 from kitdsl.errors import ConfigError, Location
 
@@ -108,7 +107,7 @@ class System(Model):
             added = list(extra)
             if added:
                 changes[key] = [*getattr(self, key), *added]
-        with defined_at(caller_location()):
+        with defined_at(current_location()):
             return self.replace(**changes)
 
     def override(self, name: str, **changes: Any) -> System:
@@ -116,7 +115,7 @@ class System(Model):
 
         ``base.override("getty", env=["INSECURE=true"])`` changes only getty's environment.
         """
-        where = caller_location()
+        where = current_location()
         section, index = self._locate(name, where)
         entries = list(getattr(self, section))
         with defined_at(where):
@@ -125,7 +124,7 @@ class System(Model):
 
     def remove(self, *names: str) -> System:
         """A new system without the named containers or volumes."""
-        where = caller_location()
+        where = current_location()
         known_volumes = {volume.name for volume in self.volumes}
         changes: dict[str, Any] = {}
         for name in names:
@@ -161,7 +160,7 @@ def merge(*systems: System) -> System:
     """
     if not systems:
         raise ValueError("merge() needs at least one system")
-    where = caller_location()
+    where = current_location()
     kernel: Kernel | None = None
     lists: dict[str, list[Any]] = {
         key: [] for key in ("init", "onboot", "onshutdown", "services", "files", "volumes")

@@ -26,16 +26,24 @@ def load_system(specs: Sequence[str]) -> System:
     """Load and combine the systems named by ``specs`` (paths, ``path.py:NAME``)."""
     if not specs:
         raise UsageError("no system given", hint="name a system.py or a LinuxKit YAML file")
-    systems = [_load_one(spec) for spec in specs]
+    systems: list[System] = []
+    index = 0
+    while index < len(specs):
+        if is_yaml(specs[index]):
+            # Consecutive YAML files are read together, so one may use a volume or an id
+            # name that another defines, as with `linuxkit build a.yml b.yml`.
+            end = index
+            while end < len(specs) and is_yaml(specs[end]):
+                end += 1
+            systems.append(_load_yaml([Path(spec) for spec in specs[index:end]]))
+            index = end
+        else:
+            systems.append(load_system_file(SystemSpec.parse(specs[index])))
+            index += 1
     return systems[0] if len(systems) == 1 else merge(*systems)
 
 
-def _load_one(spec: str) -> System:
-    if is_yaml(spec):
-        from kitdsl.load.linuxkit_yaml import load_linuxkit_yaml
+def _load_yaml(paths: list[Path]) -> System:
+    from kitdsl.load.linuxkit_yaml import load_linuxkit_yaml
 
-        return load_linuxkit_yaml([Path(spec)])
-    return load_system_file(SystemSpec.parse(spec))
-
-
-__all__ = ["SystemSpec", "is_yaml", "load_system", "load_system_file"]
+    return load_linuxkit_yaml(paths)
