@@ -11,7 +11,12 @@ import pytest
 from kitdsl import File, ImageProvider, Kernel, Onboot, Service, System
 from kitdsl.errors import ConfigError, Location
 from kitdsl.load import _yamlnodes as yn
-from kitdsl.load.linuxkit_yaml import dump_linuxkit_yaml, load_linuxkit_yaml, parse_linuxkit_yaml
+from kitdsl.load.linuxkit_yaml import (
+    dump_linuxkit_yaml,
+    load_linuxkit_yaml,
+    parse_container_config,
+    parse_linuxkit_yaml,
+)
 
 DATA = Path(__file__).parent / "data" / "linuxkit"
 FIXTURES = sorted(DATA.glob("*.yml"))
@@ -305,6 +310,112 @@ def test_duplicate_service_across_files_names_both_sites(tmp_path: Path) -> None
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_linuxkit_yaml([tmp_path / "absent.yml"])
+
+
+def test_every_unknown_key_of_an_entry_is_reported(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path, SERVICES + "    nett: host\n    runtime:\n      mkdr: [/a]\n    pidd: host\n"
+    )
+    assert error.message == "unknown key services[1].nett (did you mean 'net'?)"
+    assert error.location is not None and error.location.line == 6
+    path = str(tmp_path / "linuxkit.yml")
+    assert error.details == (
+        f"{Location(path, 8, 7)}: unknown key services[1].runtime.mkdr (did you mean 'mkdir'?)",
+        f"{Location(path, 9, 5)}: unknown key services[1].pidd (did you mean 'pid'?)",
+    )
+
+
+def test_unknown_keys_come_with_the_next_shape_error(tmp_path: Path) -> None:
+    error = load_error(tmp_path, SERVICES + "    nett: host\n    readonly: [1]\n")
+    assert error.message == "unknown key services[1].nett (did you mean 'net'?)"
+    assert len(error.details) == 1
+    assert (
+        "services[1].readonly: expected a boolean (true or false), got a list" in (error.details[0])
+    )
+
+
+# --- image labels ---------------------------------------------------------------------------------
+
+LABEL = "label of docker.io/x/y:1"
+
+
+def label_error(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_container_config(text, file=LABEL)
+    assert info.value.location is not None and info.value.location.file == LABEL
+    return info.value
+
+
+def test_label_uses_the_keys_and_scalars_of_an_entry() -> None:
+    config = parse_container_config(
+        textwrap.dedent(
+            """
+            capabilities.add: [CAP_NET_ADMIN]
+            maskedPaths: [/proc/kcore]
+            hostname: yes
+            oomScoreAdj: 0x10
+            devices:
+              - {path: /dev/fuse, type: c, major: 10, minor: 229, mode: "0666"}
+            runtime:
+              bindNS: {net: /run/netns/a}
+            """
+        ),
+        file=LABEL,
+    )
+    assert config is not None
+    assert config.capabilities_add == ["CAP_NET_ADMIN"]
+    assert config.masked_paths == ["/proc/kcore"]
+    assert (config.hostname, config.oom_score_adj) == ("yes", 16)
+    assert config.devices is not None and config.devices[0].mode == 0o666
+    assert config.runtime is not None and config.runtime.bind_ns is not None
+    assert config.runtime.bind_ns.net == "/run/netns/a"
+    assert config.origin == Location(LABEL, 1)
+
+
+def test_json_label_and_its_origin() -> None:
+    entry = Location("system.py", 7)
+    text = '{"readonly":true,"binds":["/a:/b"],"uid":"nobody","sysctl":{"a.b":"1"}}'
+    config = parse_container_config(text, file=LABEL, origin=entry)
+    assert config is not None
+    assert (config.readonly, config.binds, config.uid) == (True, ["/a:/b"], "nobody")
+    assert config.sysctl == {"a.b": "1"}
+    assert config.origin == entry
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "# a comment\n"])
+def test_empty_label_document(text: str) -> None:
+    assert parse_container_config(text, file=LABEL) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "position"),
+    [
+        (
+            "readonly: yes\n",
+            "readonly: expected a boolean (true or false), got the string 'yes'",
+            (1, 11),
+        ),
+        ("{name: x}", "'name' cannot be set in the label: the system names its containers", (1, 2)),
+        ("cwd: /\nimage: alpine\n", "'image' cannot be set in the label", (2, 1)),
+        ("[cwd]", "expected a mapping of container settings, got a list", (1, 1)),
+        ("null", "expected a mapping of container settings, got nothing (null)", (1, 1)),
+        ('{"maskedPath": []}', "unknown key maskedPath (did you mean 'maskedPaths'?)", (1, 2)),
+        ("runtime:\n  bindNs: {}\n", "unknown key runtime.bindNs (did you mean 'bindNS'?)", (2, 3)),
+        (
+            "devices:\n  - {path: /x, type: c, mode: 0666}\n",
+            "devices[0].mode: mode must be",
+            (2, 31),
+        ),
+        ("capabilities: [all, CAP_KILL]\n", "capabilities: 'all' must be the only entry", (1, 15)),
+        ("cwd: /\ncwd: /a\n", "duplicate key cwd", (2, 1)),
+        ("{a: [", "YAML syntax error", (2, 1)),
+    ],
+)
+def test_label_errors(text: str, message: str, position: tuple[int, int]) -> None:
+    error = label_error(text)
+    assert message in error.message
+    assert error.location is not None
+    assert (error.location.line, error.location.column) == position
 
 
 # --- several files --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import runpy
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from kitdsl.assemble.gojson import marshal_indent
 from kitdsl.assemble.label import parse_label
 from kitdsl.assemble.runtime_config import BundleConfig, bundle_config
 from kitdsl.dsl.types import ImageProvider
-from kitdsl.errors import ConfigError, ImageConfigError
+from kitdsl.errors import ConfigError, ImageConfigError, Location
 from kitdsl.oci.image_config import MOBY_CONFIG_LABEL, ImageConfig
 
 GOLDEN = Path(__file__).parent / "golden" / "runtime_config"
@@ -129,27 +130,36 @@ def bundle_of(container: Onboot, label: str | None = None, **system: Any) -> Bun
 
 
 @pytest.mark.parametrize(
-    ("label", "message"),
+    ("label", "message", "where"),
     [
-        ("[1, 2]", "it must be an object of settings, not a list"),
-        ('"text"', "it must be an object of settings, not a string"),
-        ("  ", "it must be an object of settings, not empty"),
-        ("42", "it must be an object of settings, not a number"),
-        ("{name: x}", "'name' cannot be set in the label"),
-        ("{image: alpine}", "'image' cannot be set in the label"),
-        ("{maskedPath: [/x]}", "unknown key 'maskedPath'; did you mean 'maskedPaths'?"),
-        ("{masked_paths: [/x]}", "unknown key 'masked_paths'; did you mean 'maskedPaths'?"),
-        ("{runtime: {bindNs: {}}}", "unknown key 'runtime.bindNs'; did you mean 'runtime.bindNS'?"),
-        ("{capabilities: [CAP_NETADMIN]}", "capabilities[0]: unknown capability 'CAP_NETADMIN'"),
-        ("{binds: [/a]}", "binds[0]: bind '/a' must be 'source:destination[:option,option]'"),
-        ("{devices: [{path: /dev/x, type: c, mode: 0666}]}", "devices[0].mode: mode must be"),
-        ("{readonly: maybe}", "readonly: Input should be a valid boolean"),
-        ("{uid: '1000'}", "uid: '1000' is a string of digits"),
-        ("{resources: {memory: {limt: 1}}}", "unknown key 'resources.memory.limt'"),
-        ("{a: [", "it is not YAML or JSON"),
+        ("[1, 2]", "expected a mapping of container settings, got a list", "line 1, column 1"),
+        ('"text"', "expected a mapping of container settings, got the string 'text'", "line 1"),
+        ("  ", "expected a mapping of container settings, got nothing", None),
+        ("42", "expected a mapping of container settings, got the number 42", "line 1"),
+        ("{name: x}", "'name' cannot be set in the label", "line 1, column 2"),
+        ("{image: alpine}", "'image' cannot be set in the label", "line 1, column 2"),
+        ("{maskedPath: [/x]}", "unknown key maskedPath (did you mean 'maskedPaths'?)", "line 1"),
+        ("{masked_paths: [/x]}", "unknown key masked_paths (did you mean 'maskedPaths'?)", None),
+        ("{runtime: {bindNs: {}}}", "unknown key runtime.bindNs (did you mean 'bindNS'?)", None),
+        (
+            "{capabilities: [CAP_NETADMIN]}",
+            "capabilities[0]: unknown capability 'CAP_NETADMIN'",
+            None,
+        ),
+        ("{binds: [/a]}", "binds[0]: bind '/a' must be 'source:destination[:option,option]'", None),
+        ("{devices: [{path: /dev/x, type: c, mode: 0666}]}", "devices[0].mode: mode must be", None),
+        ("{readonly: maybe}", "readonly: expected a boolean (true or false), got the string", None),
+        ("{uid: '1000'}", "uid: '1000' is a string of digits", "line 1, column 7"),
+        ("{resources: {memory: {limt: 1}}}", "unknown key resources.memory.limt", None),
+        ("{a: [", "YAML syntax error", "line 2, column 1"),
+        (
+            "cwd: /\nreadonly: [1]\n",
+            "readonly: expected a boolean (true or false), got a list",
+            "line 2",
+        ),
     ],
 )
-def test_bad_label(label: str, message: str) -> None:
+def test_bad_label(label: str, message: str, where: str | None) -> None:
     container = Onboot(name="app", image="example.org/app:1")
     with pytest.raises(ImageConfigError) as exc:
         bundle_of(container, label)
@@ -161,13 +171,70 @@ def test_bad_label(label: str, message: str) -> None:
     assert error.location == container.origin
     assert error.location is not None and error.location.file == __file__
     assert error.hint is not None and "package" in error.hint
+    if where is not None:
+        assert error.details[0].startswith(f"at {where}")
+        assert error.details[0].endswith(" of the label")
 
 
 def test_bad_label_lists_every_problem() -> None:
+    # Unknown keys are all reported, as LinuxKit's schema check does, and so are the values
+    # the models reject; the first is the message, the others are details at their place.
     with pytest.raises(ImageConfigError) as exc:
         parse_label("{nett: new, pidd: host}", image="x")
-    assert "unknown key 'nett'" in exc.value.message
-    assert exc.value.details == ("unknown key 'pidd'; did you mean 'pid'?",)
+    assert exc.value.message.endswith("unknown key nett (did you mean 'net'?)")
+    assert exc.value.details == (
+        "at line 1, column 2 of the label",
+        "label of x:1:13: unknown key pidd (did you mean 'pid'?)",
+    )
+    with pytest.raises(ImageConfigError) as exc:
+        parse_label("readonly: maybe\nuid: '1000'\n", image="x")
+    assert exc.value.message.endswith(
+        "readonly: expected a boolean (true or false), got the string 'maybe'"
+    )
+    assert exc.value.details[0] == "at line 1, column 11 of the label"
+    assert exc.value.details[1].startswith("label of x:2:6: uid: '1000' is a string of digits")
+
+
+def test_label_is_read_as_linuxkit_reads_it() -> None:
+    # LinuxKit reads labels with yaml.v3 (YAML 1.2): `yes` is a string, not a boolean.
+    with pytest.raises(ImageConfigError) as exc:
+        parse_label("{readonly: yes}", image="x")
+    assert exc.value.message.endswith(
+        "readonly: expected a boolean (true or false), got the string 'yes'"
+    )
+    assert exc.value.hint is not None and "write true or false" in exc.value.hint
+    label = parse_label("{hostname: yes, oomScoreAdj: 0x10, readonly: true}", image="x")
+    assert label is not None
+    assert (label.hostname, label.oom_score_adj, label.readonly) == ("yes", 16, True)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        '{"readonly":true,"binds":["/a:/b"],"capabilities.add":["CAP_KILL"],'
+        '"devices":[{"path":"/dev/x","type":"c","major":1,"minor":3,"mode":"0666"}]}',
+        textwrap.dedent(
+            """\
+            {
+              "readonly": true,
+              "binds": ["/a:/b"],
+              "capabilities.add": ["CAP_KILL"],
+              "devices": [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "mode": "0666"}]
+            }
+            """
+        ),
+    ],
+    ids=["compact", "indented"],
+)
+def test_json_label(label: str) -> None:
+    location = Location("system.py", 3)
+    config = parse_label(label, image="x", location=location)
+    assert config is not None
+    assert config.readonly is True
+    assert config.binds == ["/a:/b"]
+    assert config.capabilities_add == ["CAP_KILL"]
+    assert config.devices is not None and config.devices[0].mode == 0o666
+    assert config.origin == location  # the entry that uses the image
 
 
 def test_empty_label_is_no_label() -> None:

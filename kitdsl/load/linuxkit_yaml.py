@@ -1,5 +1,9 @@
 """LinuxKit YAML in and out: read ``linuxkit.yml`` files into a :class:`System`, and write one back.
 
+The same reader turns an image's ``org.mobyproject.config`` label into a
+:class:`ContainerConfig` (:func:`parse_container_config`), so a file entry and a label go through
+one key mapping and one scalar resolution, as in LinuxKit.
+
 Reading is as strict as LinuxKit's JSON schema, which rejects unknown keys at every level, and
 every error names the file, line and column, the key path (``services[2].capabilities``) and
 what was expected. Scalars are resolved as LinuxKit's YAML library does (YAML 1.2: ``yes`` is a
@@ -22,7 +26,17 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from kitdsl.dsl import File, Kernel, Onboot, Onshutdown, Service, System, Volume, merge
+from kitdsl.dsl import (
+    ContainerConfig,
+    File,
+    Kernel,
+    Onboot,
+    Onshutdown,
+    Service,
+    System,
+    Volume,
+    merge,
+)
 from kitdsl.dsl.base import defined_at
 from kitdsl.dsl.types import Image, image_reference
 from kitdsl.errors import ConfigError, Location
@@ -30,7 +44,12 @@ from kitdsl.load import _yamlnodes as yn
 from kitdsl.load._fields import ListOf, MapOf, Scalar, Shape, field_shapes, yaml_key, yaml_keys
 from kitdsl.log import warn
 
-__all__ = ["dump_linuxkit_yaml", "load_linuxkit_yaml", "parse_linuxkit_yaml"]
+__all__ = [
+    "dump_linuxkit_yaml",
+    "load_linuxkit_yaml",
+    "parse_container_config",
+    "parse_linuxkit_yaml",
+]
 
 _CONTEXT = {"linuxkit_yaml": True}
 _ENTRIES: dict[str, type[BaseModel]] = {
@@ -43,6 +62,11 @@ _ENTRIES: dict[str, type[BaseModel]] = {
 _IMAGE: TypeAdapter[Any] = TypeAdapter(Image)
 _STRING = Scalar("a string")
 _SECTIONS_HINT = "a LinuxKit file is a mapping with kernel, init, onboot, services, files ..."
+# The keys of a container entry that a label may not set, and why.
+_NOT_IN_A_LABEL = {
+    "name": "the system names its containers",
+    "image": "the system chooses the image",
+}
 
 
 def load_linuxkit_yaml(paths: Sequence[Path]) -> System:
@@ -62,6 +86,24 @@ def load_linuxkit_yaml(paths: Sequence[Path]) -> System:
 def parse_linuxkit_yaml(text: str, *, file: str = "<stdin>") -> System:
     """Read one LinuxKit YAML document from ``text``; ``file`` is the name used in errors."""
     return merge(_parse(text, file))
+
+
+def parse_container_config(
+    text: str, *, file: str, origin: Location | None = None
+) -> ContainerConfig | None:
+    """Read the text of an image's ``org.mobyproject.config`` label; ``None`` when it is empty.
+
+    The label is YAML (or JSON, which is YAML too) with the keys of a container entry except
+    ``name`` and ``image``. It is read like an entry of a LinuxKit file: the same keys, the
+    same scalar rules (``yes`` is a string, as in LinuxKit's label reader) and the same errors.
+    ``file`` names the label in errors (``"label of docker.io/x/y:1"``); a
+    :class:`ConfigError` has the label's line and column as its location. The model records
+    ``origin`` as where it was defined (default: the label's first line).
+    """
+    root = yn.compose(text, file)
+    if root is None:
+        return None
+    return _Reader(file).container_config(root, origin or Location(file, 1))
 
 
 def _read(path: Path) -> System:
@@ -95,6 +137,9 @@ class _Reader:
 
     def __init__(self, file: str) -> None:
         self.file = file
+        # The unknown keys of the component being read: all of them are reported together, as
+        # LinuxKit's schema check does, so a user does not fix them one run at a time.
+        self._unknown_keys: list[ConfigError] = []
 
     def system(self, root: yn.Node) -> System:
         if not isinstance(root, yn.MappingNode):
@@ -107,7 +152,7 @@ class _Reader:
             if key == "trust":
                 self._trust(key_node, node)
             elif key == "kernel":
-                parts["kernel"] = self._component(Kernel, node, "kernel", key_node)
+                parts["kernel"] = self._component(Kernel, node, "kernel", self._line(key_node))
             elif key == "init":
                 parts["init"] = [
                     self._image(item, f"init[{index}]")
@@ -115,7 +160,7 @@ class _Reader:
                 ]
             elif key in _ENTRIES:
                 parts[key] = [
-                    self._component(_ENTRIES[key], item, f"{key}[{index}]", item)
+                    self._component(_ENTRIES[key], item, f"{key}[{index}]", self._line(item))
                     for index, item in enumerate(self._sequence(node, key))
                 ]
             else:
@@ -125,18 +170,41 @@ class _Reader:
         with defined_at(Location(self.file, 1)):
             return System.model_construct(**parts)
 
+    def container_config(self, root: yn.Node, origin: Location) -> ContainerConfig:
+        """An image label: a container entry without ``name`` and ``image``."""
+        self._expect(root, yn.MappingNode, "", "a mapping of container settings")
+        for key_node, key, _ in self._pairs(root, ""):
+            if key in _NOT_IN_A_LABEL:
+                raise self._error(
+                    key_node, f"{key!r} cannot be set in the label: {_NOT_IN_A_LABEL[key]}"
+                )
+        config: ContainerConfig = self._component(ContainerConfig, root, "", origin)
+        return config
+
     # --- components ------------------------------------------------------------------------
 
     def _component(
-        self, model: type[BaseModel], node: yn.Node, display: str, line_of: yn.Node
+        self, model: type[BaseModel], node: yn.Node, display: str, origin: Location
     ) -> Any:
         nodes: _Nodes = {}
-        data = self._value(node, model, display, (), nodes)
+        self._unknown_keys = []
         try:
-            with defined_at(Location(self.file, line_of.start_mark.line + 1)):
+            data = self._value(node, model, display, (), nodes)
+        except ConfigError as exc:
+            if not self._unknown_keys:
+                raise
+            raise self._all_of([*self._unknown_keys, exc]) from None
+        if self._unknown_keys:
+            raise self._all_of(self._unknown_keys)
+        try:
+            with defined_at(origin):
                 return model.model_validate(data, strict=True, context=_CONTEXT)
         except ValidationError as exc:
             raise self._validation_error(exc, nodes) from None
+
+    def _line(self, node: yn.Node) -> Location:
+        """The line of ``node``, recorded as the origin of the component that starts there."""
+        return Location(self.file, node.start_mark.line + 1)
 
     def _image(self, node: yn.Node, display: str) -> Any:
         nodes: _Nodes = {}
@@ -186,7 +254,8 @@ class _Reader:
         data: dict[str, Any] = {}
         for key_node, key, value in self._pairs(node, display):
             if key not in keys:
-                raise self._unknown_key(key_node, key, display, list(keys))
+                self._unknown_keys.append(self._unknown_key(key_node, key, display, list(keys)))
+                continue
             name = keys[key]
             data[name] = self._value(
                 value,
@@ -288,6 +357,12 @@ class _Reader:
             hint=f"keys allowed in {display or 'the top level'}: {', '.join(known)}",
         )
 
+    def _all_of(self, errors: list[ConfigError]) -> ConfigError:
+        """The first of ``errors`` in the document, with the others, at their lines, as details."""
+        first, *others = sorted(errors, key=_position)
+        details = (*first.details, *(f"{other.location}: {other.message}" for other in others))
+        return ConfigError(first.message, location=first.location, hint=first.hint, details=details)
+
     def _validation_error(self, exc: ValidationError, nodes: _Nodes) -> ConfigError:
         """One error per offending node, located at its line, in the user's words."""
         problems: list[tuple[yn.Node, str, str | None]] = []
@@ -313,17 +388,29 @@ def _explain(
     value = error.get("input")
     if kind == "missing" and rest and isinstance(shape, type):
         name = str(rest[0])
-        return f"{display}: missing required key {yaml_key(name, shape.model_fields[name])!r}", None
+        return _at(
+            display, f"missing required key {yaml_key(name, shape.model_fields[name])!r}"
+        ), None
     if kind in ("value_error", "assertion_error"):
-        return f"{display}: {error['msg'].removeprefix('Value error, ')}", None
+        return _at(display, error["msg"].removeprefix("Value error, ")), None
     if isinstance(shape, Scalar) and shape.expected and not rest:
         hint = None
         if "string" in shape.expected and isinstance(value, bool | int | float):
             hint = "quote the value to make it a string"
         elif "boolean" in shape.expected and isinstance(value, str):
             hint = "LinuxKit's YAML reads yes/no/on/off as strings: write true or false"
-        return f"{display}: expected {shape.expected}, got {yn.describe_value(value)}", hint
-    return f"{display}: {error['msg']}", None
+        return _at(display, f"expected {shape.expected}, got {yn.describe_value(value)}"), hint
+    return _at(display, error["msg"]), None
+
+
+def _position(error: ConfigError) -> tuple[int, int]:
+    where = error.location
+    return (where.line or 0, where.column or 0) if where is not None else (0, 0)
+
+
+def _at(display: str, message: str) -> str:
+    # A label's settings are at the top level, where there is no path to put in front.
+    return f"{display}: {message}" if display else message
 
 
 def _expected(shape: Shape) -> str:
