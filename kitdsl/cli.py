@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic_core import PydanticSerializationError
 from rich.console import Console
 from rich.syntax import Syntax
 
 from kitdsl import __version__
-from kitdsl.errors import KitError, UsageError
+from kitdsl.errors import KitError, OutputError, UsageError
 
 app = typer.Typer(
     name="kitdsl",
@@ -51,6 +53,16 @@ def _main(
     _state["debug"] = debug
 
 
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks for errors.", show_default=False)
+]
+
+
+def _set_debug(debug: bool) -> None:
+    # --debug is accepted before and after the command name.
+    _state["debug"] = _state["debug"] or debug
+
+
 def _write(text: str, output: Path | None, *, language: str | None = None) -> None:
     """Write to a file atomically (temporary file, then rename) or to standard output."""
     if output is None:
@@ -62,7 +74,13 @@ def _write(text: str, output: Path | None, *, language: str | None = None) -> No
         return
     from kitdsl.fsutil import atomic_write_text
 
-    atomic_write_text(output, text)
+    try:
+        atomic_write_text(output, text)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {output}: {exc.strerror or exc}",
+            hint="give a file path in a folder you can write to",
+        ) from exc
 
 
 @app.command()
@@ -73,10 +91,11 @@ def inspect(
         bool,
         typer.Option("--explain", help="Show the file:line that set each component and field."),
     ] = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Print the resolved system."""
-    from kitdsl.dsl import describe
-    from kitdsl.load import load_system
+    _set_debug(debug)
+    from kitdsl.load import describe, load_system
 
     system = load_system(files)
     if json_output:
@@ -91,8 +110,10 @@ def convert(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
     ] = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Convert LinuxKit YAML to an idiomatic system.py."""
+    _set_debug(debug)
     from kitdsl.load import is_yaml, load_system
     from kitdsl.load.pysource import system_to_python
 
@@ -101,7 +122,11 @@ def convert(
         raise UsageError(f"convert reads LinuxKit YAML, not {not_yaml[0]}")
     system = load_system(files)
     _write(
-        system_to_python(system, source=", ".join(Path(f).name for f in files)),
+        system_to_python(
+            system,
+            source=", ".join(Path(f).name for f in files),
+            base=output.parent if output else None,
+        ),
         output,
         language="python",
     )
@@ -113,12 +138,28 @@ def export(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
     ] = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Write the system as LinuxKit YAML."""
+    _set_debug(debug)
     from kitdsl.load import load_system
     from kitdsl.load.linuxkit_yaml import dump_linuxkit_yaml
 
-    _write(dump_linuxkit_yaml(load_system(files)), output, language="yaml")
+    system = load_system(files)
+    _write(
+        dump_linuxkit_yaml(system, base=output.parent if output else None),
+        output,
+        language="yaml",
+    )
+
+
+def _report(exc: KitError) -> NoReturn:
+    if _state["debug"]:
+        traceback.print_exception(exc)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        exc.render(), style="red", markup=False
+    )
+    sys.exit(exc.exit_code)
 
 
 def main() -> None:
@@ -130,11 +171,11 @@ def main() -> None:
     try:
         app()
     except KitError as exc:
-        if _state["debug"]:
-            traceback.print_exception(exc)
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            exc.render(), style="red", markup=False
-        )
-        sys.exit(exc.exit_code)
+        _report(exc)
+    except PydanticSerializationError as exc:
+        # A value that only shows itself when written out, such as the reference an
+        # ImageProvider gives.
+        message = re.sub(r"^Error calling function `\w+`: \w+: ", "", str(exc))
+        _report(KitError(message))
     except KeyboardInterrupt:
         sys.exit(130)

@@ -3,6 +3,15 @@
 Every error says what went wrong, where (a :class:`Location` in the user's file, an image, a
 registry URL) and, when we know it, what to do about it. Each class has its own exit code so
 scripts can tell failures apart; the CLI prints tracebacks only with ``--debug``.
+
+| exit code | class |
+|---|---|
+| 1 | :class:`KitError` (any other failure) |
+| 2 | :class:`UsageError`, and bad options or arguments |
+| 3 | :class:`ConfigError`: the system definition is invalid |
+| 4 | :class:`UserCodeError`: the user's module raised an exception |
+| 5 | :class:`ImageConfigError`: an image's own configuration is invalid |
+| 6 | :class:`OutputError`: a result could not be written |
 """
 
 from __future__ import annotations
@@ -73,25 +82,31 @@ class KitError(Exception):
         return "\n".join(lines)
 
 
+class UsageError(KitError):
+    """The command line asks for something that cannot be done (2, as for a bad option)."""
+
+    exit_code = 2
+
+
 class ConfigError(KitError):
     """A system definition (Python or YAML) is invalid."""
 
-    exit_code = 2
+    exit_code = 3
 
 
 class UserCodeError(KitError):
     """The user's own module raised an exception while it was being loaded."""
 
-    exit_code = 3
+    exit_code = 4
 
 
 class ImageConfigError(KitError):
     """An image's configuration (for example its ``org.mobyproject.config`` label) is invalid."""
 
-    exit_code = 4
+    exit_code = 5
 
 
-class UsageError(KitError):
-    """The command line asks for something that cannot be done."""
+class OutputError(KitError):
+    """A result could not be written where the user asked."""
 
-    exit_code = 64
+    exit_code = 6

@@ -8,8 +8,12 @@ The grammar is the one of ``github.com/distribution/reference``::
     tag        := [\\w][\\w.-]{0,127}
     digest     := algorithm ":" hex
 
-A name's first component is a registry domain only when it contains ``.`` or ``:`` or is
-``localhost`` (and has no upper case), exactly as Docker decides it.
+A name's first component is a registry domain when it contains ``.`` or ``:``, is
+``localhost``, or has upper case, exactly as Docker decides it.
+
+This module sits at the top of the package, not in ``kitdsl.oci``, because the language
+(``kitdsl.dsl``) checks references as users write them, and lower stages never import higher
+ones.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def test_invalid_system_exit_code_and_message(project: Project) -> None:
         }
     )
     result = kitdsl("inspect", "s.py", cwd=root)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr.startswith("s.py:2: error: invalid Service\n")
     assert "unknown field 'capabilites'; did you mean 'capabilities'?" in result.stderr
@@ -60,17 +60,18 @@ def test_invalid_system_exit_code_and_message(project: Project) -> None:
 def test_exception_in_user_code_and_debug(project: Project) -> None:
     root = project({"s.py": "raise RuntimeError('boom')\n"})
     plain = kitdsl("inspect", "s.py", cwd=root)
-    assert plain.returncode == 3
+    assert plain.returncode == 4
     assert plain.stderr.strip() == "s.py:1: error: RuntimeError: boom"
-    debug = kitdsl("--debug", "inspect", "s.py", cwd=root)
-    assert debug.returncode == 3
-    assert "Traceback" in debug.stderr and "RuntimeError: boom" in debug.stderr
+    for args in (("--debug", "inspect", "s.py"), ("inspect", "s.py", "--debug")):
+        debug = kitdsl(*args, cwd=root)
+        assert debug.returncode == 4
+        assert "Traceback" in debug.stderr and "RuntimeError: boom" in debug.stderr
 
 
 def test_no_system_in_file(project: Project) -> None:
     root = project({"s.py": "x = 1\n"})
     result = kitdsl("inspect", "s.py", cwd=root)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "s.py defines no 'system'" in result.stderr
 
 
@@ -79,3 +80,41 @@ def test_version_and_help() -> None:
     help_text = kitdsl("--help").stdout
     for command in ("inspect", "convert", "export"):
         assert command in help_text
+
+
+def test_output_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    for target in (tmp_path / "taken", tmp_path / "missing" / "deeper" / "x.yml"):
+        if target.name == "x.yml":
+            (tmp_path / "missing").write_text("a file where a folder should be")
+        result = kitdsl("export", "systems/edge.py", "-o", str(target))
+        assert result.returncode == 6, result.stderr
+        assert result.stderr.startswith(f"error: cannot write {target}: ")
+        assert "Traceback" not in result.stderr
+
+
+def test_bad_option_is_a_usage_error() -> None:
+    result = kitdsl("inspect", "--frobnicate", "systems/edge.py")
+    assert result.returncode == 2
+    assert "No such option" in result.stderr
+
+
+def test_image_provider_with_a_bad_reference(project: Project) -> None:
+    root = project(
+        {
+            "s.py": """
+                from kitdsl import ImageProvider, Service, System
+
+                class Broken(ImageProvider):
+                    @property
+                    def reference(self) -> str:
+                        return "example.com/Bad Name:dev"
+
+                system = System(services=[Service(name="a", image=Broken())])
+            """
+        }
+    )
+    result = kitdsl("export", "s.py", cwd=root)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Broken gave an invalid image reference")
+    assert "Traceback" not in result.stderr

@@ -56,10 +56,10 @@ def test_override_or_remove_unknown_name_lists_the_known_ones() -> None:
     line = here() + 2
     with pytest.raises(ConfigError) as exc:
         BASE.override("gety", env=[])
-    assert "no container named 'gety'" in exc.value.message
-    assert exc.value.hint == "containers are: sysctl, getty"
+    assert exc.value.message == "nothing named 'gety' in this system"
+    assert exc.value.hint == "containers: sysctl, getty; volumes: none; files: none"
     assert exc.value.location is not None and exc.value.location.line == line
-    with pytest.raises(ConfigError, match="no container named 'nope'"):
+    with pytest.raises(ConfigError, match="nothing named 'nope'"):
         BASE.remove("nope")
 
 
@@ -110,3 +110,36 @@ def test_replace_on_a_component() -> None:
     getty = BASE["getty"]
     assert getty.replace(env=None).env is None
     assert getty.replace(name="getty2").name == "getty2"
+
+
+def test_override_and_remove_files_and_volumes() -> None:
+    system = BASE.extend(
+        files=[File(path="/etc/motd", contents="a"), File(path="etc/issue", contents="b")],
+        volumes=[Volume(name="data")],
+    )
+    edited = system.override("etc/motd", contents="changed", mode=0o644)
+    assert edited.files[0].contents == "changed" and edited.files[0].mode == 0o644
+    assert edited.override("data", readonly=True).volumes[0].readonly
+    trimmed = system.remove("/etc/motd", "data")
+    assert [f.path for f in trimmed.files] == ["etc/issue"] and trimmed.volumes == []
+
+
+def test_ambiguous_names_are_errors() -> None:
+    system = BASE.extend(volumes=[Volume(name="getty")])
+    with pytest.raises(ConfigError, match="'getty' names components in services and volumes"):
+        system.remove("getty")
+    twice = BASE.extend(files=[File(path="etc/a", contents="1"), File(path="etc/a", contents="2")])
+    with pytest.raises(ConfigError, match="2 files have the path 'etc/a'"):
+        twice.override("etc/a", contents="3")
+    assert twice.remove("etc/a").files == []
+
+
+def test_override_takes_name_positionally_so_name_can_change() -> None:
+    renamed = BASE.override("getty", name="console")
+    assert [s.name for s in renamed.services] == ["console"]
+
+
+def test_python_values_are_not_coerced() -> None:
+    for field, value in (("readonly", "yes"), ("oom_score_adj", "5"), ("env", ("A=1",))):
+        with pytest.raises(Exception, match="valid"):
+            Service.model_validate({"name": "a", "image": "x:1", field: value})

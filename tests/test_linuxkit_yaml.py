@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from kitdsl import File, ImageProvider, Kernel, Onboot, Service, System
+from kitdsl.dsl.base import defined_at
 from kitdsl.errors import ConfigError, Location
 from kitdsl.load import _yamlnodes as yn
+from kitdsl.load.file_sources import source_from, source_path
 from kitdsl.load.linuxkit_yaml import (
     dump_linuxkit_yaml,
     load_linuxkit_yaml,
@@ -543,11 +545,14 @@ def test_dump_quotes_what_linuxkit_would_not_read_as_a_string() -> None:
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda path: path.name)
 def test_dump_of_each_fixture_reads_back_equal(path: Path, tmp_path: Path) -> None:
     system = load_linuxkit_yaml([path])
-    text = dump_linuxkit_yaml(system)
-    assert dump_linuxkit_yaml(system) == text  # deterministic
-    copy = write(tmp_path, path.name, text)
-    assert load_linuxkit_yaml([copy]) == system
-    assert dump_linuxkit_yaml(load_linuxkit_yaml([copy])) == text
+    text = dump_linuxkit_yaml(system, base=DATA)
+    assert dump_linuxkit_yaml(system, base=DATA) == text  # deterministic
+    assert parse_linuxkit_yaml(text) == system
+    # Written elsewhere, it names the same files, and reads back to the same text.
+    copy = write(tmp_path, path.name, dump_linuxkit_yaml(system, base=tmp_path))
+    again = load_linuxkit_yaml([copy])
+    assert [source_path(f) for f in again.files] == [source_path(f) for f in system.files]
+    assert dump_linuxkit_yaml(again, base=DATA) == text
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda path: path.name)
@@ -574,3 +579,70 @@ def test_syntax_and_character_errors_with_either_parser(
     assert error.details == ("while parsing a flow sequence at line 2",)
     error = load_error(tmp_path, "kernel:\n  cmdline: é\x07\n")
     assert error.location == Location(str(tmp_path / "linuxkit.yml"), 2, 13)
+
+
+# --- file sources -------------------------------------------------------------------------------
+
+
+def _file_at(origin: str | None, source: str) -> File:
+    """A file as if defined in ``origin``; ``None``: made where no origin is known."""
+    with defined_at(Location(origin or "<unknown>", 3)):
+        file = File(path="etc/x", source=source)
+    if origin is None:
+        file._origin = None
+        file._field_origins = {}
+    return file
+
+
+def test_source_path_is_the_absolute_file_a_source_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/me")
+    assert source_path(_file_at("/p/systems/a.py", "../keys/k.pub")) == Path("/p/keys/k.pub")
+    assert source_path(_file_at("/p/a.yml", "/etc/hosts")) == Path("/etc/hosts")
+    assert source_path(_file_at("/p/a.yml", "~/k.pub")) == Path("/home/me/k.pub")
+    assert source_path(File(path="etc/x", contents="")) is None
+    monkeypatch.chdir("/")
+    assert source_path(_file_at("<stdin>", "k.pub")) == Path("/k.pub")
+
+
+@pytest.mark.parametrize(
+    ("origin", "source", "base", "expected"),
+    [
+        ("/p/systems/common/ssh.py", "../keys/k.pub", "/p", "systems/keys/k.pub"),
+        ("/p/systems/common/ssh.py", "../keys/k.pub", "/p/out", "../systems/keys/k.pub"),
+        ("/p/systems/a.py", "k.pub", "/q", "../p/systems/k.pub"),
+        ("/p/a.yml", "./keys//k.pub", "/p", "./keys//k.pub"),  # same folder: kept as written
+        ("/p/a.yml", "/etc/hosts", "/q", "/etc/hosts"),
+        ("/p/a.yml", "~/k.pub", "/q", "~/k.pub"),
+        ("/p/a.yml", "~user/k.pub", "/q", "~user/k.pub"),
+        ("/p/~x/a.yml", "k.pub", "/p", "./~x/k.pub"),  # not read as a home directory
+        (None, "k.pub", "/q", "k.pub"),  # no origin: nothing to be relative to
+    ],
+)
+def test_source_from_another_folder(
+    origin: str | None, source: str, base: str, expected: str
+) -> None:
+    assert source_from(_file_at(origin, source), Path(base)) == expected
+
+
+def test_dump_writes_sources_for_the_folder_it_is_read_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "yaml").mkdir()
+    path = write(tmp_path, "yaml/a.yml", "files:\n  - path: etc/motd\n    source: motd.txt\n")
+    system = load_linuxkit_yaml([path])
+    assert "source: ../yaml/motd.txt" in dump_linuxkit_yaml(system, base=tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    assert "source: yaml/motd.txt" in dump_linuxkit_yaml(system)  # the current directory
+    assert "source: yaml/motd.txt" in dump_linuxkit_yaml(system, base=Path("."))
+
+
+def test_a_source_set_by_replace_is_relative_to_where_it_was_set() -> None:
+    from kitdsl.dsl.base import defined_at
+    from kitdsl.errors import Location
+
+    with defined_at(Location("/p/systems/common/ssh.py", 3)):
+        file = File(path="etc/x", source="../keys/k.pub")
+    with defined_at(Location("/p/systems/edge.py", 9)):
+        changed = file.replace(source="keys/edge.pub")
+    assert source_path(changed) == Path("/p/systems/keys/edge.pub")
+    assert source_path(changed.replace(mode=0o644)) == Path("/p/systems/keys/edge.pub")

@@ -118,7 +118,7 @@ def test_exception_in_user_module_points_at_the_raising_line(project: Project) -
     assert exc.value.location is not None
     assert exc.value.location.file.endswith("systems/helper.py")
     assert exc.value.location.line == 2
-    assert exc.value.exit_code == 3
+    assert exc.value.exit_code == 4
 
 
 def test_invalid_model_points_at_the_construction_line(project: Project) -> None:
@@ -237,3 +237,65 @@ def test_yaml_files_given_together_share_volumes_and_ids(project: Project) -> No
     merged = load_system([str(root / "a.yml"), str(root / "b.yml"), str(root / "c.py")])
     assert [s.name for s in merged.services] == ["db", "app", "getty"]
     assert merged["app"].origin is not None and merged["app"].origin.file.endswith("b.yml")
+
+
+def test_project_folders_named_like_libraries_do_not_hide_them(project: Project) -> None:
+    root = project(
+        {
+            "json/data.txt": "not python\n",
+            "yaml/values.txt": "not python\n",
+            "systems/x.py": """
+                import json
+
+                import yaml
+                from kitdsl import Service, System
+
+                env = [f"A={json.dumps(1)}", f"B={yaml.safe_load('2')}"]
+                system = System(services=[Service(name="a", image="x:1", env=env)])
+            """,
+        }
+    )
+    assert load_system_file(str(root / "systems/x.py"))["a"].env == ["A=1", "B=2"]
+
+
+def test_virtual_environment_in_the_project_is_not_user_code(project: Project) -> None:
+    root = project(
+        {
+            ".venv/lib/python3.11/site-packages/vendorlib.py": (
+                "def boom():\n    raise ValueError('x')\n"
+            ),
+            "s.py": """
+                import sys
+                sys.path.append(__file__.rsplit("/", 1)[0] + "/.venv/lib/python3.11/site-packages")
+                import vendorlib
+                vendorlib.boom()
+            """,
+        }
+    )
+    with pytest.raises(UserCodeError) as exc:
+        load_system_file(str(root / "s.py"))
+    assert exc.value.location is not None
+    assert exc.value.location.file.endswith("s.py") and exc.value.location.line == 4
+    sys.modules.pop("vendorlib", None)
+
+
+def test_sys_exit_in_a_system_file(project: Project) -> None:
+    root = project({"s.py": "import sys\nsys.exit(0)\n"})
+    with pytest.raises(UserCodeError, match=r"called sys.exit\(0\)") as exc:
+        load_system_file(str(root / "s.py"))
+    assert exc.value.location is not None and exc.value.location.line == 2
+
+
+def test_relative_imports_in_the_entry_file(project: Project) -> None:
+    root = project(
+        {
+            "systems/__init__.py": "",
+            "systems/common/__init__.py": "",
+            "systems/common/base.py": BASE,
+            "systems/edge.py": "from .common import base\nsystem = base.system\n",
+        }
+    )
+    assert load_system_file(str(root / "systems/edge.py"))["getty"].image == "linuxkit/getty:v1"
+    assert "systems" not in sys.modules or not str(
+        getattr(sys.modules["systems"], "__file__", "")
+    ).startswith(str(root))

@@ -265,3 +265,9 @@ def test_models_are_frozen_and_compare_by_value() -> None:
 def test_sections_take_only_their_own_kind() -> None:
     with pytest.raises(ValidationError):
         System(services=[Onboot(name="a", image="x:1")])  # type: ignore[list-item]
+
+
+def test_id_range() -> None:
+    assert Service(name="a", image="x:1", uid=2**32 - 1).uid == 2**32 - 1
+    with pytest.raises(ValidationError, match="out of range"):
+        Service(name="a", image="x:1", uid=2**32)

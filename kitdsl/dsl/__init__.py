@@ -28,12 +28,14 @@ from kitdsl.dsl.models import (
     WeightDevice,
 )
 from kitdsl.dsl.system import SECTIONS, System, merge
-from kitdsl.dsl.types import ImageProvider
+from kitdsl.dsl.types import Capability, CapabilityName, ImageProvider
 
 __all__ = [
     "SECTIONS",
     "BindNS",
     "BlockIO",
+    "Capability",
+    "CapabilityName",
     "Container",
     "ContainerConfig",
     "Cpu",

@@ -35,11 +35,15 @@ def current_location() -> Location | None:
 
 
 class Model(BaseModel):
-    """Strict (unknown fields are errors), frozen, and records its construction site."""
+    """Strict (unknown fields and wrong types are errors), frozen, and records its
+    construction site."""
 
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        # No silent coercion: readonly="yes" or oom_score_adj="5" is a mistake to report,
+        # as LinuxKit's schema reports it.
+        strict=True,
         validate_by_name=True,
         validate_by_alias=False,
         serialize_by_alias=True,

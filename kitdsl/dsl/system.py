@@ -7,12 +7,22 @@ imported by several products without them affecting one another.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
 from kitdsl.dsl.base import Model, current_location, defined_at
-from kitdsl.dsl.models import Container, File, Kernel, Onboot, Onshutdown, Service, Volume
+from kitdsl.dsl.models import (
+    Container,
+    ContainerConfig,
+    File,
+    Kernel,
+    Onboot,
+    Onshutdown,
+    Service,
+    Volume,
+)
 from kitdsl.dsl.types import Image
 from kitdsl.errors import ConfigError, Location
 
@@ -110,44 +120,78 @@ class System(Model):
         with defined_at(current_location()):
             return self.replace(**changes)
 
-    def override(self, name: str, **changes: Any) -> System:
-        """A new system where container ``name`` has ``changes`` applied, other fields kept.
+    def override(self, name: str, /, **changes: Any) -> System:
+        """A new system where one component has ``changes`` applied, its other fields kept.
 
-        ``base.override("getty", env=["INSECURE=true"])`` changes only getty's environment.
+        ``name`` is a container's name, a volume's name or a file's path.
+        ``base.override("getty", env=["INSECURE=true"])`` changes only getty's environment;
+        a nested object is replaced whole, so change one of its fields with ``replace``:
+        ``base.override("wg0", runtime=base["wg0"].runtime.replace(mkdir=["/run/wg"]))``.
         """
         where = current_location()
-        section, index = self._locate(name, where)
-        entries = list(getattr(self, section))
+        key, indexes = self._locate(name, where)
+        if len(indexes) > 1:
+            raise ConfigError(
+                f"{len(indexes)} files have the path {name!r}: override cannot tell which",
+                location=where,
+                hint="remove() them and extend() with the one you want",
+            )
+        entries = list(getattr(self, key))
         with defined_at(where):
-            entries[index] = entries[index].replace(**changes)
-            return self.replace(**{section: entries})
+            entries[indexes[0]] = entries[indexes[0]].replace(**changes)
+            return self.replace(**{key: entries})
 
     def remove(self, *names: str) -> System:
-        """A new system without the named containers or volumes."""
+        """A new system without the named containers, volumes or files (by path)."""
         where = current_location()
-        known_volumes = {volume.name for volume in self.volumes}
-        changes: dict[str, Any] = {}
+        changes: dict[str, list[Any]] = {}
         for name in names:
-            if name in known_volumes:
-                changes["volumes"] = [
-                    v for v in changes.get("volumes", self.volumes) if v.name != name
-                ]
-                continue
-            section, _ = self._locate(name, where)
-            current = changes.get(section, getattr(self, section))
-            changes[section] = [c for c in current if c.name != name]
+            key, indexes = self._locate(name, where, current=changes)
+            entries = changes.get(key, list(getattr(self, key)))
+            changes[key] = [entry for i, entry in enumerate(entries) if i not in indexes]
         with defined_at(where):
             return self.replace(**changes)
 
-    def _locate(self, name: str, where: Location | None) -> tuple[Section, int]:
-        for section, index, container in self.containers():
-            if container.name == name:
-                return section, index
-        known = ", ".join(container.name for _, _, container in self.containers()) or "none"
+    def _locate(
+        self, name: str, where: Location | None, current: dict[str, list[Any]] | None = None
+    ) -> tuple[str, list[int]]:
+        """The list a component called ``name`` is in, and its index (several for files)."""
+        current = current or {}
+
+        def entries(key: str) -> list[Any]:
+            return current.get(key, list(getattr(self, key)))
+
+        found: list[tuple[str, list[int]]] = []
+        for section in SECTIONS:
+            hits = [i for i, c in enumerate(entries(section)) if c.name == name]
+            if hits:
+                found.append((section, hits))
+        volume_hits = [i for i, v in enumerate(entries("volumes")) if v.name == name]
+        if volume_hits:
+            found.append(("volumes", volume_hits))
+        file_hits = [
+            i for i, f in enumerate(entries("files")) if f.path.strip("/") == name.strip("/")
+        ]
+        if file_hits:
+            found.append(("files", file_hits))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            kinds = " and ".join(key for key, _ in found)
+            raise ConfigError(
+                f"{name!r} names components in {kinds}: cannot tell which is meant",
+                location=where,
+                hint="rename one of them",
+            )
+        known = [
+            f"containers: {', '.join(c.name for s in SECTIONS for c in entries(s)) or 'none'}",
+            f"volumes: {', '.join(v.name for v in entries('volumes')) or 'none'}",
+            f"files: {', '.join(f.path for f in entries('files')) or 'none'}",
+        ]
         raise ConfigError(
-            f"no container named {name!r} in this system",
+            f"nothing named {name!r} in this system",
             location=where,
-            hint=f"containers are: {known}",
+            hint="; ".join(known),
         )
 
 
@@ -214,36 +258,69 @@ def _check_unique_names(system: System) -> None:
         volumes[volume.name] = volume
 
 
-def _volume_binds(container: Container) -> Iterator[tuple[str, str, list[str]]]:
-    """(volume name, bind text, options) for each bind or mount whose source is a volume."""
-    for bind in [*(container.binds or []), *(container.binds_add or [])]:
-        source, _, rest = bind.partition(":")
-        if not source.startswith("/"):
-            _, _, options = rest.partition(":")
-            yield source, bind, options.split(",") if options else []
+@dataclass(frozen=True)
+class VolumeReference:
+    """A bind or bind mount of a container whose source names a volume."""
+
+    volume: str
+    text: str
+    """The bind as written (``data:/var/data:ro``), or a description of the mount."""
+    options: tuple[str, ...]
+    field: str
+    """The container field it is in: ``binds``, ``binds_add`` or ``mounts``."""
+
+
+def volume_references(container: ContainerConfig) -> Iterator[VolumeReference]:
+    """Each bind, or ``type: bind`` mount, whose source does not start with ``/``: LinuxKit
+    reads such a source as the name of a volume."""
+    for field in ("binds", "binds_add"):
+        for bind in getattr(container, field) or []:
+            source, _, rest = bind.partition(":")
+            if not source.startswith("/"):
+                _, _, options = rest.partition(":")
+                yield VolumeReference(
+                    source, bind, tuple(options.split(",") if options else ()), field
+                )
     for mount in container.mounts or []:
         if mount.type == "bind" and mount.source and not mount.source.startswith("/"):
-            yield mount.source, f"mount of {mount.source!r}", list(mount.options or [])
+            text = f"mount of {mount.source!r} on {mount.destination!r}"
+            yield VolumeReference(mount.source, text, tuple(mount.options or ()), "mounts")
+
+
+def _blame(model: Model, field: str) -> Location | None:
+    """Where the offending value was set: an override's line if it was overridden."""
+    return model.field_origin(field) or model.origin
+
+
+def _built_at(location: Location | None) -> tuple[str, ...]:
+    """A detail naming where the system was put together, when that is elsewhere."""
+    where = current_location()
+    if where is None or where == location:
+        return ()
+    return (f"in the system put together at {where}",)
 
 
 def _check_volumes(system: System) -> None:
     volumes = {volume.name: volume for volume in system.volumes}
     for section, _, container in system.containers():
-        for name, bind, options in _volume_binds(container):
-            volume = volumes.get(name)
+        for ref in volume_references(container):
+            volume = volumes.get(ref.volume)
+            where = _blame(container, ref.field)
             if volume is None:
                 known = ", ".join(sorted(volumes)) or "none are defined"
                 raise ConfigError(
-                    f"{section} container {container.name!r}: bind {bind!r} names volume "
-                    f"{name!r}, which does not exist",
-                    location=container.origin,
+                    f"{section} container {container.name!r}: {ref.text!r} names volume "
+                    f"{ref.volume!r}, which does not exist",
+                    location=where,
+                    details=_built_at(where),
                     hint=f"volumes: {known}; host paths must start with '/'",
                 )
-            if volume.readonly and ("ro" not in options or "rw" in options):
+            if volume.readonly and ("ro" not in ref.options or "rw" in ref.options):
                 raise ConfigError(
-                    f"{section} container {container.name!r}: volume {name!r} is read-only, "
-                    f"but {bind!r} mounts it read-write",
-                    location=container.origin,
+                    f"{section} container {container.name!r}: volume {ref.volume!r} is "
+                    f"read-only, but {ref.text!r} mounts it read-write",
+                    location=where,
+                    details=_built_at(where),
                     hint="add ':ro' to the bind",
                 )
 
@@ -251,20 +328,22 @@ def _check_volumes(system: System) -> None:
 def _check_ids(system: System) -> None:
     names = {container.name for _, _, container in system.containers()}
 
-    def check(ref: int | str | None, what: str, owner: Model) -> None:
+    def check(ref: int | str | None, what: str, owner: Model, field: str) -> None:
         if isinstance(ref, str) and ref not in ("", "root") and ref not in names:
+            where = _blame(owner, field)
             raise ConfigError(
                 f"{what} {ref!r} is neither a number, 'root', nor the name of a container",
-                location=owner.origin,
+                location=where,
+                details=_built_at(where),
                 hint=f"containers are: {', '.join(sorted(names)) or 'none'}",
             )
 
     for section, _, container in system.containers():
         label = f"{section} container {container.name!r}:"
-        check(container.uid, f"{label} uid", container)
-        check(container.gid, f"{label} gid", container)
+        check(container.uid, f"{label} uid", container, "uid")
+        check(container.gid, f"{label} gid", container, "gid")
         for gid in container.additional_gids or []:
-            check(gid, f"{label} additional gid", container)
+            check(gid, f"{label} additional gid", container, "additional_gids")
     for file in system.files:
-        check(file.uid, f"file {file.path!r}: uid", file)
-        check(file.gid, f"file {file.path!r}: gid", file)
+        check(file.uid, f"file {file.path!r}: uid", file, "uid")
+        check(file.gid, f"file {file.path!r}: gid", file, "gid")

@@ -138,11 +138,14 @@ def mode_value(mode: int | str) -> int:
 # --- ids --------------------------------------------------------------------------------------
 
 
+MAX_ID = 2**32 - 1
+
+
 def _check_id(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("an id is an integer or a container name, not a boolean")
-    if isinstance(value, int) and value < 0:
-        raise ValueError(f"id {value} is negative")
+    if isinstance(value, int) and not 0 <= value <= MAX_ID:
+        raise ValueError(f"id {value} is out of range (0 to {MAX_ID})")
     if isinstance(value, str) and value.isdigit():
         raise ValueError(
             f"{value!r} is a string of digits: write the id as a number ({int(value)}), "
@@ -188,7 +191,16 @@ def _check_image(value: object) -> object:
 
 
 def _serialize_image(value: str | ImageProvider) -> str:
-    return value if isinstance(value, str) else value.reference
+    if isinstance(value, str):
+        return value
+    text = value.reference
+    try:
+        reference.parse(text)
+    except reference.ReferenceSyntaxError as exc:
+        raise ValueError(
+            f"{type(value).__name__} gave an invalid image reference {text!r}: {exc}"
+        ) from None
+    return text
 
 
 Image = Annotated[

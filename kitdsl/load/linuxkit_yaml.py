@@ -12,15 +12,15 @@ string), so a file that loads here loads in LinuxKit too.
 Each kernel, container, file and volume is validated on its own and records its YAML line as its
 origin, so later errors (a duplicate name, an unknown volume) point at the right line.
 
-A relative ``source`` of a file entry is kept as written; it is relative to the directory of the
+A relative ``source`` of a file entry is read as written; it is relative to the directory of the
 YAML file that defines it, which is the entry's ``origin.file`` (LinuxKit reads it relative to
-its working directory instead).
+its working directory instead). The writer rewrites it for the folder the output is read from.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +42,28 @@ from kitdsl.dsl.types import Image, image_reference
 from kitdsl.errors import ConfigError, Location
 from kitdsl.load import _yamlnodes as yn
 from kitdsl.load._fields import ListOf, MapOf, Scalar, Shape, field_shapes, yaml_key, yaml_keys
+from kitdsl.load.file_sources import source_from
 from kitdsl.log import warn
 
 __all__ = [
+    "SECTIONS",
     "dump_linuxkit_yaml",
+    "entry_data",
     "load_linuxkit_yaml",
     "parse_container_config",
     "parse_linuxkit_yaml",
+    "system_data",
 ]
 
 _CONTEXT = {"linuxkit_yaml": True}
-_ENTRIES: dict[str, type[BaseModel]] = {
+SECTIONS: Mapping[str, type[BaseModel]] = {
     "onboot": Onboot,
     "onshutdown": Onshutdown,
     "services": Service,
     "files": File,
     "volumes": Volume,
 }
+"""The list sections of a LinuxKit file, in its order, and the model of their entries."""
 _IMAGE: TypeAdapter[Any] = TypeAdapter(Image)
 _STRING = Scalar("a string")
 _SECTIONS_HINT = "a LinuxKit file is a mapping with kernel, init, onboot, services, files ..."
@@ -158,9 +163,9 @@ class _Reader:
                     self._image(item, f"init[{index}]")
                     for index, item in enumerate(self._sequence(node, "init"))
                 ]
-            elif key in _ENTRIES:
+            elif key in SECTIONS:
                 parts[key] = [
-                    self._component(_ENTRIES[key], item, f"{key}[{index}]", self._line(item))
+                    self._component(SECTIONS[key], item, f"{key}[{index}]", self._line(item))
                     for index, item in enumerate(self._sequence(node, key))
                 ]
             else:
@@ -440,30 +445,49 @@ def _suggest(key: str, known: list[str]) -> str | None:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def dump_linuxkit_yaml(system: System) -> str:
+def dump_linuxkit_yaml(system: System, *, base: Path | None = None) -> str:
     """LinuxKit YAML for ``system``: sections in LinuxKit's order, only the fields that are set.
 
     Modes are quoted octal strings (``"0644"``), ``Kernel(tar=None)`` is ``tar: none`` and an
-    :class:`ImageProvider` is written as its reference. The output is deterministic, and reading
-    it back gives an equal system.
+    :class:`ImageProvider` is written as its reference. ``base`` is the folder the output will
+    be read from (``None``: the current directory): relative file sources are rewritten to
+    point at the same files from there (see :func:`~kitdsl.load.file_sources.source_from`).
+    The output is deterministic, and reading it back from ``base`` gives an equal system.
+    """
+    return yn.dump(system_data(system, base=base))
+
+
+def system_data(
+    system: System, *, base: Path | None = None, empty_sections: bool = False
+) -> dict[str, Any]:
+    """The LinuxKit document of ``system`` as plain data, in LinuxKit's section order.
+
+    Each entry is :func:`entry_data`. Empty sections are left out unless ``empty_sections``;
+    a system without kernel has no ``kernel`` key either way.
     """
     document: dict[str, Any] = {}
     if system.kernel is not None:
-        kernel = _entry(system.kernel)
-        if system.kernel.tar is None:
-            kernel["tar"] = "none"
-        document["kernel"] = kernel
-    if system.init:
+        document["kernel"] = entry_data(system.kernel, base=base)
+    if system.init or empty_sections:
         document["init"] = [image_reference(image) for image in system.init]
-    for key in _ENTRIES:
+    for key in SECTIONS:
         entries = getattr(system, key)
-        if entries:
-            document[key] = [_entry(entry) for entry in entries]
-    return yn.dump(document)
+        if entries or empty_sections:
+            document[key] = [entry_data(entry, base=base) for entry in entries]
+    return document
 
 
-def _entry(model: BaseModel) -> dict[str, Any]:
-    # Fields at their default are left out: for container entries that is None ("not set"),
-    # so an explicit [] or false, which overrides an image label, is kept.
+def entry_data(model: BaseModel, *, base: Path | None = None) -> dict[str, Any]:
+    """One kernel, container, file or volume as plain data, under its LinuxKit YAML keys.
+
+    Only fields that differ from their defaults are kept. For container entries the default
+    is ``None`` ("not set"), so an explicit ``[]`` or ``false``, which overrides an image label,
+    is kept. ``Kernel(tar=None)`` is ``tar: none``, and a relative file source is written as
+    seen from folder ``base`` (``None``: the current directory).
+    """
     data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if isinstance(model, Kernel) and model.tar is None:
+        data["tar"] = "none"
+    if isinstance(model, File) and model.source is not None:
+        data["source"] = source_from(model, base)
     return data

@@ -20,8 +20,6 @@ import itertools
 import re
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -31,15 +29,13 @@ from pydantic import ValidationError
 from kitdsl.dsl.origin import is_internal
 from kitdsl.dsl.system import System
 from kitdsl.errors import ConfigError, KitError, Location, UserCodeError
+from kitdsl.load.isolation import ENTRY_PREFIX, ImportTracker, is_user_file, isolated_imports
 from kitdsl.load.validation import describe_validation_error
 
 ROOT_MARKERS = ("pyproject.toml", ".git", "kitdsl.toml")
 DEFAULT_ATTRIBUTE = "system"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _counter = itertools.count()
-# kitdsl itself may live below the project root (as in kitdsl's own repository); it is never
-# treated as a user module, or the user's models would be of other classes than ours.
-_OWN_PACKAGE = "kitdsl"
 
 
 @dataclass(frozen=True)
@@ -75,13 +71,27 @@ def load_system_file(spec: str | SystemSpec) -> System:
     if not path.is_file():
         raise ConfigError(f"no such file: {path}", hint="give the path of a system.py file")
     root = project_root(path)
-    with _isolated_imports(root) as tracker:
+    with isolated_imports(root) as tracker:
         module = _execute(path, root, tracker)
         return _take_system(module, spec)
 
 
-def _execute(path: Path, root: Path, tracker: _ImportTracker) -> ModuleType:
-    name = f"_kitdsl_system_{next(_counter)}"
+def _entry_name(path: Path, root: Path, tracker: ImportTracker) -> str:
+    """The module name of the entry file: its dotted path in the project when that works
+    (so relative imports do), else a name of its own."""
+    relative = path.resolve().relative_to(root).with_suffix("").parts
+    if (
+        relative
+        and all(part.isidentifier() for part in relative)
+        and relative[0] in tracker.top_levels
+        and tracker.takes_over(relative[0])
+    ):
+        return ".".join(relative)
+    return f"{ENTRY_PREFIX}{next(_counter)}"
+
+
+def _execute(path: Path, root: Path, tracker: ImportTracker) -> ModuleType:
+    name = _entry_name(path, root, tracker)
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
         raise ConfigError(f"cannot import {path}: not a Python file")
@@ -97,12 +107,20 @@ def _execute(path: Path, root: Path, tracker: _ImportTracker) -> ModuleType:
     except SyntaxError as exc:
         where = Location(exc.filename or str(path), exc.lineno, exc.offset)
         raise UserCodeError(f"syntax error: {exc.msg}", location=where) from exc
-    except Exception as exc:
+    except SystemExit as exc:
+        raise UserCodeError(
+            f"the module called sys.exit({exc.code!r}) while being loaded",
+            location=_user_location(exc, root, path),
+            hint="a system file must define a system, not run a program",
+        ) from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise _describe_exception(exc, root, path) from exc
     return module
 
 
-def _describe_exception(exc: Exception, root: Path, path: Path) -> KitError:
+def _describe_exception(exc: BaseException, root: Path, path: Path) -> KitError:
     where = _user_location(exc, root, path)
     cycle = _import_cycle(exc)
     if cycle is not None:
@@ -158,19 +176,14 @@ def _user_location(exc: BaseException, root: Path, path: Path) -> Location | Non
     """The innermost traceback frame in the user's own files (the project, not libraries)."""
     found: Location | None = None
     tb: TracebackType | None = exc.__traceback__
-    user_prefix = str(root)
-    main_file = str(path.resolve())
     for frame, lineno in traceback.walk_tb(tb):
         filename = frame.f_code.co_filename
-        resolved = str(Path(filename).resolve()) if not filename.startswith("<") else filename
-        if is_internal(filename):
-            continue
-        if resolved == main_file or resolved.startswith(user_prefix + "/"):
+        if not is_internal(filename) and is_user_file(filename, root):
             found = Location(filename, lineno)
     return found or Location(str(path))
 
 
-# --- isolation and import cycles --------------------------------------------------------------
+# --- import cycles ---------------------------------------------------------------------------
 
 
 def _import_cycle(exc: BaseException) -> list[str] | None:
@@ -184,125 +197,3 @@ def _import_cycle(exc: BaseException) -> list[str] | None:
         return stack or None
     start = stack.index(match.group(1))
     return [*stack[start:], match.group(1)]
-
-
-class _TrackingLoader(importlib.abc.Loader):
-    """Wraps a user module's loader to keep the stack of modules being executed."""
-
-    def __init__(self, inner: importlib.abc.Loader, tracker: _ImportTracker) -> None:
-        self._inner = inner
-        self._tracker = tracker
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._inner.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._tracker.run(module, self._inner)
-
-    def __getattr__(self, name: str) -> object:
-        # get_source, get_filename, is_package...: tracebacks and linecache need them.
-        return getattr(self._inner, name)
-
-
-class _ImportTracker(importlib.abc.MetaPathFinder):
-    """Finds modules under the project root and records which are executing, for cycles."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.top_levels = _project_top_levels(root)
-        self.stack: list[str] = []
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
-        if path is None and fullname in self.top_levels:
-            # The project's own top-level names are looked up in the project only: a regular
-            # package of the same name elsewhere on sys.path would otherwise win over a
-            # namespace package (a folder without __init__.py) here.
-            path = [str(self.root)]
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None or spec.origin is None:
-            return spec
-        if fullname.partition(".")[0] == _OWN_PACKAGE or not _is_under(
-            Path(spec.origin), self.root
-        ):
-            return spec
-        spec.loader = _TrackingLoader(spec.loader, self)
-        return spec
-
-    def run(self, module: ModuleType, loader: importlib.abc.Loader) -> None:
-        label = _module_label(module)
-        self.stack.append(label)
-        try:
-            loader.exec_module(module)
-        except BaseException as exc:
-            if not hasattr(exc, "_kitdsl_import_stack"):
-                exc._kitdsl_import_stack = list(self.stack)  # type: ignore[attr-defined]
-            raise
-        finally:
-            self.stack.pop()
-
-
-def _module_label(module: ModuleType) -> str:
-    return (
-        module.__name__
-        if not module.__name__.startswith("_kitdsl_system_")
-        else str(Path(module.__file__ or module.__name__).name)
-    )
-
-
-def _is_under(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
-def _project_top_levels(root: Path) -> set[str]:
-    names = set()
-    for entry in root.iterdir():
-        if entry.suffix == ".py":
-            names.add(entry.stem)
-        elif entry.is_dir() and _IDENTIFIER.fullmatch(entry.name):
-            names.add(entry.name)
-    names.discard(_OWN_PACKAGE)
-    return names
-
-
-@contextmanager
-def _isolated_imports(root: Path) -> Iterator[_ImportTracker]:
-    """Make ``root`` importable for the duration, then forget every module imported from it.
-
-    Modules of the project that were imported before (by a test, say) are set aside and put
-    back afterwards, so the user's file always sees fresh copies of its own modules.
-    """
-    tracker = _ImportTracker(root)
-    top_levels = tracker.top_levels
-    set_aside = {
-        name: module for name, module in sys.modules.items() if name.partition(".")[0] in top_levels
-    }
-    for name in set_aside:
-        del sys.modules[name]
-    saved_path = list(sys.path)
-    before = set(sys.modules)
-    sys.path.insert(0, str(root))
-    sys.meta_path.insert(0, tracker)
-    importlib.invalidate_caches()
-    try:
-        yield tracker
-    finally:
-        sys.meta_path.remove(tracker)
-        sys.path[:] = saved_path
-        for name in set(sys.modules) - before:
-            module = sys.modules[name]
-            origin = getattr(module, "__file__", None)
-            if name.partition(".")[0] == _OWN_PACKAGE:
-                continue
-            ours = origin is not None and _is_under(Path(origin), root)
-            if ours or name.startswith("_kitdsl_system_") or name.partition(".")[0] in top_levels:
-                del sys.modules[name]
-        sys.modules.update(set_aside)

@@ -2,7 +2,8 @@
 
 The output is what a person would write: keyword arguments only for fields that differ from
 their defaults, modes as ``0o644``, and line breaks where ``ruff format`` (and black) put them, so
-formatting the file changes nothing.
+formatting the file changes nothing. Lines are laid out for 88 columns, the default of ruff and
+black, which most projects keep.
 """
 
 from __future__ import annotations
@@ -10,29 +11,35 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel
 
+from kitdsl.dsl.models import File
 from kitdsl.dsl.system import System
 from kitdsl.dsl.types import ImageProvider
 from kitdsl.load._fields import Scalar, field_shapes
+from kitdsl.load.file_sources import source_from
 
 __all__ = ["system_to_python"]
 
-LINE_LENGTH = 100
+LINE_LENGTH = 88
 _INDENT = 4
 
 
-def system_to_python(system: System, *, source: str | None = None) -> str:
+def system_to_python(system: System, *, source: str | None = None, base: Path | None = None) -> str:
     """Python source that defines ``system``; importing it gives an equal system.
 
-    ``source`` (e.g. ``"linuxkit.yml"``) is named in the module docstring. The result imports
-    only the classes it uses and is stable under ``ruff format``. An :class:`ImageProvider` is
-    written as its reference string: the code that defines the package is not reproduced.
+    ``source`` (e.g. ``"linuxkit.yml"``) is named in the module docstring. ``base`` is the
+    folder the output will be saved in (``None``: the current directory): relative file sources
+    are rewritten to point at the same files from there (see
+    :func:`~kitdsl.load.file_sources.source_from`). The result imports only the classes it uses
+    and is stable under ``ruff format`` with its default line length. An :class:`ImageProvider`
+    is written as its reference string: the code that defines the package is not reproduced.
     """
-    classes: set[str] = set()
-    body = _render(_model(system, classes), 0, "system = ", "")
-    names = sorted(classes, key=lambda name: (name.lower(), name))
+    writer = _Writer(base)
+    body = _render(writer.model(system), 0, "system = ", "")
+    names = sorted(writer.classes, key=lambda name: (name.lower(), name))
     import_line = f"from kitdsl import {', '.join(names)}"
     if _width(import_line) > LINE_LENGTH:  # formatters always give long imports one per line
         import_line = "\n".join(["from kitdsl import (", *(f"    {n}," for n in names), ")"])
@@ -156,37 +163,45 @@ def _width(line: str) -> int:
 # --- models as expressions ----------------------------------------------------------------------
 
 
-def _model(model: BaseModel, classes: set[str]) -> _Call:
-    """A constructor call with the fields that differ from their defaults, in field order."""
-    name = type(model).__name__
-    classes.add(name)
-    args: list[tuple[str, _Expr]] = []
-    for field_name, field in type(model).model_fields.items():
-        value = getattr(model, field_name)
-        if not field.is_required() and value == field.get_default(call_default_factory=True):
-            continue
-        shape = field_shapes(type(model))[field_name]
-        if isinstance(shape, Scalar) and shape.is_mode and isinstance(value, int):
-            args.append((field_name, _Atom(f"0o{value:o}")))
-        else:
-            args.append((field_name, _value(value, classes)))
-    return _Call(name, args)
+class _Writer:
+    """Models as constructor calls; collects the classes the calls name."""
 
+    def __init__(self, base: Path | None) -> None:
+        self.base = base
+        self.classes: set[str] = set()
 
-def _value(value: object, classes: set[str]) -> _Expr:
-    if isinstance(value, BaseModel):
-        return _model(value, classes)
-    if isinstance(value, ImageProvider):
-        return _Text(value.reference)
-    if isinstance(value, list | tuple):
-        return _List([_value(item, classes) for item in value])
-    if isinstance(value, dict):
-        return _Dict([(_string(str(key)), _value(item, classes)) for key, item in value.items()])
-    if isinstance(value, str):
-        return _Text(value)
-    if value is None or isinstance(value, bool | int):
-        return _Atom(repr(value))
-    raise TypeError(f"cannot write {type(value).__name__} values as Python source")
+    def model(self, model: BaseModel) -> _Call:
+        """A constructor call with the fields that differ from their defaults, in field order."""
+        name = type(model).__name__
+        self.classes.add(name)
+        args: list[tuple[str, _Expr]] = []
+        for field_name, field in type(model).model_fields.items():
+            value = getattr(model, field_name)
+            if not field.is_required() and value == field.get_default(call_default_factory=True):
+                continue
+            shape = field_shapes(type(model))[field_name]
+            if isinstance(shape, Scalar) and shape.is_mode and isinstance(value, int):
+                args.append((field_name, _Atom(f"0o{value:o}")))
+            elif isinstance(model, File) and field_name == "source":
+                args.append((field_name, self.value(source_from(model, self.base))))
+            else:
+                args.append((field_name, self.value(value)))
+        return _Call(name, args)
+
+    def value(self, value: object) -> _Expr:
+        if isinstance(value, BaseModel):
+            return self.model(value)
+        if isinstance(value, ImageProvider):
+            return _Text(value.reference)
+        if isinstance(value, list | tuple):
+            return _List([self.value(item) for item in value])
+        if isinstance(value, dict):
+            return _Dict([(_string(str(key)), self.value(item)) for key, item in value.items()])
+        if isinstance(value, str):
+            return _Text(value)
+        if value is None or isinstance(value, bool | int):
+            return _Atom(repr(value))
+        raise TypeError(f"cannot write {type(value).__name__} values as Python source")
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
