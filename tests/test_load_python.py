@@ -232,10 +232,17 @@ def test_yaml_files_given_together_share_volumes_and_ids(project: Project) -> No
                     uid: db
             """,
             "c.py": BASE,
+            "d.yml": """
+                services:
+                  - name: shell
+                    image: alpine:3
+                    uid: getty
+            """,
         }
     )
-    merged = load_system([str(root / "a.yml"), str(root / "b.yml"), str(root / "c.py")])
-    assert [s.name for s in merged.services] == ["db", "app", "getty"]
+    merged = load_system([str(root / n) for n in ("a.yml", "b.yml", "c.py", "d.yml")])
+    assert [s.name for s in merged.services] == ["db", "app", "getty", "shell"]
+    assert merged.resolve_id("getty") == 102
     assert merged["app"].origin is not None and merged["app"].origin.file.endswith("b.yml")
 
 

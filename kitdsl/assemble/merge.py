@@ -31,8 +31,8 @@ from kitdsl.dsl import (
     Resources,
     Runtime,
 )
-from kitdsl.dsl.system import Section
-from kitdsl.dsl.types import ImageProvider
+from kitdsl.dsl.system import Section, bind_volume
+from kitdsl.dsl.types import image_reference
 from kitdsl.errors import ConfigError, Location
 from kitdsl.oci.image_config import ExecutionConfig
 
@@ -61,8 +61,7 @@ class Subject:
     @property
     def image(self) -> str:
         """The image reference as the entry gives it."""
-        image = self.container.image
-        return image.reference if isinstance(image, ImageProvider) else image
+        return image_reference(self.container.image)
 
     @property
     def location(self) -> Location | None:
@@ -284,10 +283,10 @@ def _rewrite_binds(
         return None
     rewritten = []
     for bind in binds:
-        source, sep, rest = bind.partition(":")
-        if not source.startswith("/"):
-            _check_volume(subject, source, f"bind {bind!r}", volumes)
-            bind = volume_path(source) + sep + rest
+        volume = bind_volume(bind)
+        if volume is not None:
+            _check_volume(subject, volume, f"bind {bind!r}", volumes)
+            bind = volume_path(volume) + bind.removeprefix(volume)
         rewritten.append(bind)
     return rewritten
 

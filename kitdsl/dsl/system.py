@@ -270,14 +270,20 @@ class VolumeReference:
     """The container field it is in: ``binds``, ``binds_add`` or ``mounts``."""
 
 
+def bind_volume(bind: str) -> str | None:
+    """The volume a ``source:destination[:options]`` bind names, if its source is not a path."""
+    source = bind.partition(":")[0]
+    return None if source.startswith("/") else source
+
+
 def volume_references(container: ContainerConfig) -> Iterator[VolumeReference]:
     """Each bind, or ``type: bind`` mount, whose source does not start with ``/``: LinuxKit
     reads such a source as the name of a volume."""
     for field in ("binds", "binds_add"):
         for bind in getattr(container, field) or []:
-            source, _, rest = bind.partition(":")
-            if not source.startswith("/"):
-                _, _, options = rest.partition(":")
+            source = bind_volume(bind)
+            if source is not None:
+                options = bind.split(":", 2)[2] if bind.count(":") >= 2 else ""
                 yield VolumeReference(
                     source, bind, tuple(options.split(",") if options else ()), field
                 )

@@ -26,24 +26,17 @@ def load_system(specs: Sequence[str]) -> System:
     """Load and combine the systems named by ``specs`` (paths, ``path.py:NAME``)."""
     if not specs:
         raise UsageError("no system given", hint="name a system.py or a LinuxKit YAML file")
-    systems: list[System] = []
-    index = 0
-    while index < len(specs):
-        if is_yaml(specs[index]):
-            # Consecutive YAML files are read together, so one may use a volume or an id
-            # name that another defines, as with `linuxkit build a.yml b.yml`.
-            end = index
-            while end < len(specs) and is_yaml(specs[end]):
-                end += 1
-            systems.append(_load_yaml([Path(spec) for spec in specs[index:end]]))
-            index = end
-        else:
-            systems.append(load_system_file(SystemSpec.parse(specs[index])))
-            index += 1
-    return systems[0] if len(systems) == 1 else merge(*systems)
+    if len(specs) == 1 and not is_yaml(specs[0]):
+        return load_system_file(SystemSpec.parse(specs[0]))
+    from kitdsl.load.linuxkit_yaml import read_linuxkit_yaml
 
-
-def _load_yaml(paths: list[Path]) -> System:
-    from kitdsl.load.linuxkit_yaml import load_linuxkit_yaml
-
-    return load_linuxkit_yaml(paths)
+    # YAML files are read without the checks across components; merge() runs them on the
+    # whole, so one file may use a volume or an id name that another file defines.
+    return merge(
+        *(
+            read_linuxkit_yaml(Path(spec))
+            if is_yaml(spec)
+            else load_system_file(SystemSpec.parse(spec))
+            for spec in specs
+        )
+    )

@@ -52,6 +52,7 @@ __all__ = [
     "load_linuxkit_yaml",
     "parse_container_config",
     "parse_linuxkit_yaml",
+    "read_linuxkit_yaml",
     "system_data",
 ]
 
@@ -86,6 +87,16 @@ def load_linuxkit_yaml(paths: Sequence[Path]) -> System:
     if not paths:
         raise ConfigError("no LinuxKit YAML file given")
     return merge(*(_read(Path(path)) for path in paths))
+
+
+def read_linuxkit_yaml(path: Path) -> System:
+    """Read one LinuxKit YAML file without the checks across components.
+
+    Unique names, volume references and id names are checked once the files of a command
+    line are combined (:func:`kitdsl.dsl.merge` does it), since one file may use what another
+    defines. Everything else is checked here.
+    """
+    return _read(Path(path))
 
 
 def parse_linuxkit_yaml(text: str, *, file: str = "<stdin>") -> System:
