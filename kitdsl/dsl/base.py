@@ -77,8 +77,11 @@ class Model(BaseModel):
         """A validated copy with ``changes`` applied; provenance is kept and the changed
         fields are recorded as set here."""
         where = current_location()
-        with defined_at(self._origin):
+        # Validate at the caller's line, so whole-system checks can say where the system was
+        # put together, then keep the original's origin: it is still defined where it was.
+        with defined_at(where):
             copy = type(self).model_validate({**self.set_fields(), **changes})
+        copy._origin = self._origin
         copy._field_origins = dict(self._field_origins)
         if where is not None:
             copy._field_origins.update(dict.fromkeys(changes, where))
