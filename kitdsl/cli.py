@@ -58,9 +58,19 @@ DebugOpt = Annotated[
 ]
 
 
+OutputOpt = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+]
+
+
 def _set_debug(debug: bool) -> None:
     # --debug is accepted before and after the command name.
     _state["debug"] = _state["debug"] or debug
+
+
+def _base(output: Path | None) -> Path | None:
+    """The folder an output will be read from: relative file sources are written for it."""
+    return output.parent if output else None
 
 
 def _write(text: str, output: Path | None, *, language: str | None = None) -> None:
@@ -107,9 +117,7 @@ def inspect(
 @app.command()
 def convert(
     files: Annotated[list[str], typer.Argument(help="LinuxKit YAML files.", metavar="IN.yml...")],
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
-    ] = None,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Convert LinuxKit YAML to an idiomatic system.py."""
@@ -125,7 +133,7 @@ def convert(
         system_to_python(
             system,
             source=", ".join(Path(f).name for f in files),
-            base=output.parent if output else None,
+            base=_base(output),
         ),
         output,
         language="python",
@@ -135,9 +143,7 @@ def convert(
 @app.command()
 def export(
     files: FilesArg,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
-    ] = None,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Write the system as LinuxKit YAML."""
@@ -147,7 +153,7 @@ def export(
 
     system = load_system(files)
     _write(
-        dump_linuxkit_yaml(system, base=output.parent if output else None),
+        dump_linuxkit_yaml(system, base=_base(output)),
         output,
         language="yaml",
     )
