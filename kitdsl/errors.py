@@ -12,6 +12,9 @@ scripts can tell failures apart; the CLI prints tracebacks only with ``--debug``
 | 4 | :class:`UserCodeError`: the user's module raised an exception |
 | 5 | :class:`ImageConfigError`: an image's own configuration is invalid |
 | 6 | :class:`OutputError`: a result could not be written |
+| 7 | :class:`ImageError`: an image could not be got (registry, network, corrupt content) |
+| 8 | :class:`CacheError`: the image cache is damaged or cannot be used |
+| 9 | :class:`LockError`: the lockfile does not match the system (``--frozen``) |
 """
 
 from __future__ import annotations
@@ -110,3 +113,22 @@ class OutputError(KitError):
     """A result could not be written where the user asked."""
 
     exit_code = 6
+
+
+class ImageError(KitError):
+    """An image could not be got: the registry refused, the network failed, content was
+    corrupt."""
+
+    exit_code = 7
+
+
+class CacheError(KitError):
+    """The image cache is damaged or cannot be used."""
+
+    exit_code = 8
+
+
+class LockError(KitError):
+    """The lockfile does not match the system, or is not valid."""
+
+    exit_code = 9
