@@ -2,9 +2,25 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Lint, type-check and run the whole test suite.
-test: lint typecheck
+# Lint, type-check and run the whole test suite (installs the system tools tests use).
+test: deps lint typecheck
     python3 -m pytest
+
+# The real components tests talk to: the reference registry, skopeo, umoci, Docker.
+deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci dockerd:docker.io; do
+        command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && exit 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "tests need: ${missing[*]} (apt-get install as root); their tests will be skipped" >&2
+        exit 0
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # ruff: lint and formatting.
 lint:
