@@ -7,7 +7,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic_core import PydanticSerializationError
@@ -16,6 +16,9 @@ from rich.syntax import Syntax
 
 from kitdsl import __version__
 from kitdsl.errors import KitError, OutputError, UsageError
+
+if TYPE_CHECKING:
+    from kitdsl.oci.media import Platform
 
 app = typer.Typer(
     name="kitdsl",
@@ -166,6 +169,45 @@ def _report(exc: KitError) -> NoReturn:
         exc.render(), style="red", markup=False
     )
     sys.exit(exc.exit_code)
+
+
+ArchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Target platform: an architecture (amd64, arm64) or os/arch[/variant]. "
+        "Default: this machine's.",
+    ),
+]
+
+
+def _platform(arch: str | None) -> Platform:
+    from kitdsl.oci.media import Platform
+    from kitdsl.plan import host_platform
+
+    if arch is None:
+        return host_platform()
+    try:
+        return Platform.parse(arch if "/" in arch else f"linux/{arch}")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@app.command()
+def plan(
+    files: FilesArg,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    arch: ArchOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the build plan (the DAG of steps) without running it."""
+    _set_debug(debug)
+    from kitdsl.load import load_system
+    from kitdsl.plan import plan_images, render_plan, render_plan_json
+
+    image_plan = plan_images(load_system(files), platform=_platform(arch))
+    text = render_plan_json(image_plan.plan) if json_output else render_plan(image_plan.plan)
+    _write(text if text.endswith("\n") else text + "\n", None)
 
 
 def main() -> None:

@@ -118,3 +118,25 @@ def test_image_provider_with_a_bad_reference(project: Project) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: Broken gave an invalid image reference")
     assert "Traceback" not in result.stderr
+
+
+def test_plan_shows_the_dag_without_running_it(project: Project) -> None:
+    root = project(
+        {
+            "s.py": """
+                from kitdsl import Onboot, Service, System
+
+                system = System(
+                    onboot=[Onboot(name="a", image="alpine:3.20")],
+                    services=[Service(name="b", image="docker.io/library/alpine:3.20")],
+                )
+            """
+        }
+    )
+    text = kitdsl("plan", "s.py", "--arch", "arm64", cwd=root)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("resolve docker.io/library/alpine:3.20 for linux/arm64") == 1
+    data = json.loads(kitdsl("plan", "--json", "s.py", "--arch", "arm64", cwd=root).stdout)
+    assert data == json.loads(kitdsl("plan", "--json", "s.py", "--arch", "arm64", cwd=root).stdout)
+    bad = kitdsl("plan", "s.py", "--arch", "linux//x", cwd=root)
+    assert bad.returncode == 2 and "os/arch" in bad.stderr
