@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kitdsl.oci.digest import check_digest
+from kitdsl.oci.digest import is_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -79,7 +79,9 @@ class Descriptor(_Document):
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: str) -> str:
-        return check_digest(value)
+        if not is_digest(value):  # a ValueError, so pydantic reports it with the field
+            raise ValueError(f"not a sha256 digest: {value!r}")
+        return value
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as it appears in JSON documents."""
