@@ -181,6 +181,9 @@ ArchOpt = Annotated[
 ]
 
 
+_OPERATING_SYSTEMS = frozenset({"linux", "windows", "darwin", "freebsd"})
+
+
 def _platform(arch: str | None) -> Platform:
     from kitdsl.oci.media import Platform
     from kitdsl.plan import host_platform
@@ -188,7 +191,9 @@ def _platform(arch: str | None) -> Platform:
     if arch is None:
         return host_platform()
     try:
-        return Platform.parse(arch if "/" in arch else f"linux/{arch}")
+        # "arm64", "arm64/v8" and "linux/arm64/v8" all name a Linux platform.
+        full = arch if arch.split("/")[0] in _OPERATING_SYSTEMS else f"linux/{arch}"
+        return Platform.parse(full)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -210,12 +215,18 @@ def plan(
     _write(text if text.endswith("\n") else text + "\n", None)
 
 
+def _register() -> None:
+    # The image commands live in their own module; importing it adds them to ``app``.
+    import kitdsl.cli_images  # noqa: F401
+
+
 def main() -> None:
     """Entry point: run the app, turning kitdsl errors into messages and exit codes."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.getLogger("kitdsl").addHandler(handler)
     logging.getLogger("kitdsl").propagate = False
+    _register()
     try:
         app()
     except KitError as exc:

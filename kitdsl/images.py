@@ -1,0 +1,138 @@
+"""Getting a system's images: one call each for ``kitdsl pull`` and ``kitdsl lock``.
+
+These tie the pieces together — the planner runs the fetch as a DAG of steps in parallel, the
+resolver decides between lockfile pins, the cache, a local Docker engine and registries, and
+the lockfile records what tags meant — so the command line stays a thin shell over them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kitdsl.dsl.system import System
+from kitdsl.lockfile import Lockfile, check_frozen, lock_system
+from kitdsl.oci.cache import Cache
+from kitdsl.oci.docker_source import DockerSource
+from kitdsl.oci.media import Index, Platform, document_kind
+from kitdsl.oci.registry import RegistryClient
+from kitdsl.oci.source import ImageResolver
+from kitdsl.oci.store import ref_key
+from kitdsl.plan import Reporter, fetch_images, host_platform
+from kitdsl.plan.images import ResolvedImage
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How images are got; each field is a command-line option."""
+
+    cache_dir: Path | None = None
+    """The cache (default: ``$KITDSL_CACHE`` or the user's cache folder)."""
+    platform: Platform | None = None
+    """Target platform (default: this machine's)."""
+    pull: bool = False
+    """Ask registries again what tags mean, even when the cache knows."""
+    docker: bool = False
+    """Use images the local Docker engine has."""
+    jobs: int | None = None
+    """Steps run at once."""
+    insecure: tuple[str, ...] = ()
+    """Registries reached over plain HTTP or without certificate checks."""
+    mirrors: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Mirrors tried first for a registry domain (``docker.io``)."""
+    ca_certs: tuple[Path, ...] = ()
+    """Extra trusted CA certificates."""
+
+    def client(self) -> RegistryClient:
+        """A registry client configured from these options."""
+        return RegistryClient(
+            mirrors=self.mirrors, insecure=self.insecure, ca_certs=tuple(self.ca_certs)
+        )
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What ``pull`` did."""
+
+    images: Mapping[str, tuple[ResolvedImage, ...]]
+    """Component → its image(s)."""
+    recorded: tuple[str, ...]
+    """Names newly recorded in the cache."""
+
+
+def pull_system(
+    system: System,
+    options: ImageOptions,
+    *,
+    lock: Lockfile | None = None,
+    frozen_lock: Path | None = None,
+    reporter: Reporter | None = None,
+) -> Pulled:
+    """Fetch every image of ``system`` into the cache.
+
+    ``lock`` pins win over everything. With ``frozen_lock`` (the lockfile's path) the system
+    must match the lockfile exactly, or nothing is fetched.
+    """
+    platform = options.platform or _host()
+    if frozen_lock is not None:
+        lock = check_frozen(lock, system, [str(platform)], frozen_lock)
+    cache = Cache.open(options.cache_dir)
+    # The lease keeps a concurrent `kitdsl cache prune` from deleting what this pull has
+    # fetched before it records the names.
+    with cache.lease(), options.client() as client:
+        resolver = ImageResolver(
+            cache,
+            client,
+            pull=options.pull,
+            docker=DockerSource(cache) if options.docker else None,
+            pins=lock.pin if lock is not None else None,
+        )
+        images = fetch_images(
+            system, resolver, platform=platform, jobs=options.jobs, reporter=reporter
+        )
+        recorded = resolver.commit()
+    return Pulled(images=images, recorded=tuple(recorded))
+
+
+def lock_images(
+    system: System,
+    options: ImageOptions,
+    *,
+    previous: Lockfile | None = None,
+    update: Iterable[str] | None = None,
+    platforms: Iterable[Platform] = (),
+) -> Lockfile:
+    """Resolve every image of ``system`` to digests for each platform (default: the target)."""
+    wanted = [str(p) for p in platforms] or [str(options.platform or _host())]
+    cache = Cache.open(options.cache_dir)
+    with options.client() as client:
+
+        def resolve(ref: str, platform: str) -> tuple[str | None, str]:
+            if not options.pull:
+                known = _cached_digests(cache, ref, Platform.parse(platform))
+                if known is not None:
+                    return known
+            resolved = client.resolve(ref, platform, cache)
+            index = resolved.index.digest if resolved.index is not None else None
+            return index, resolved.manifest.digest
+
+        return lock_system(system, resolve, platforms=wanted, previous=previous, update=update)
+
+
+def _cached_digests(cache: Cache, ref: str, platform: Platform) -> tuple[str | None, str] | None:
+    """(index digest, manifest digest) from a name the cache has resolved before."""
+    root = cache.get_ref(ref_key(ref))
+    if root is None or not cache.has_blob(root.digest):
+        return None
+    data = cache.read_blob(root.digest)
+    parsed = json.loads(data)
+    if document_kind(root.media_type, parsed if isinstance(parsed, dict) else {}) != "index":
+        return None, root.digest
+    selected = Index.model_validate_json(data).select(platform)
+    return (root.digest, selected.digest) if selected is not None else None
+
+
+def _host() -> Platform:
+    return host_platform()
