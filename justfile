@@ -46,8 +46,12 @@ inspect:
     kitdsl inspect systems/edge.py
 
 # Benchmarks (figures go to docs/performance.md).
-bench: bench-load
+bench: bench-load bench-pull
 
 # Time loading a large system.py and its LinuxKit YAML twin.
 bench-load:
     python3 bench/bench_load.py
+
+# Pull a generated 10-image, ~300 MB system from a local registry, against a plain download.
+bench-pull: deps
+    python3 bench/bench_pull.py

@@ -25,7 +25,7 @@ from kitdsl.oci.transport import Endpoint
 
 Progress = Callable[[int], None]
 """Called with the number of bytes of one blob received so far."""
-CHUNK = 64 * 1024
+CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _BODY_ERRORS = (
     requests.RequestException,
