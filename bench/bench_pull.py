@@ -23,12 +23,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kitdsl import Service, System  # noqa: E402
-from kitdsl.images import ImageOptions, pull_system  # noqa: E402
-from kitdsl.oci.store import ContentStore  # noqa: E402
-from kitdsl.plan import NullReporter, default_jobs  # noqa: E402
-from tests.images import add_image, random_bytes  # noqa: E402
-from tests.registry import RegistryServer, make_client  # noqa: E402
+from kitdsl import Service, System
+from kitdsl.images import ImageOptions, pull_system
+from kitdsl.oci.store import ContentStore
+from kitdsl.plan import NullReporter, default_jobs
+from tests.images import add_image, random_bytes
+from tests.registry import RegistryServer, make_client
 
 IMAGES = 10
 LAYERS = 3
@@ -67,9 +67,10 @@ def plain_download(
         repository, digest = item
         url = f"{registry.url}/v2/{repository}/blobs/{digest}"
         written = 0
-        with session.get(url, stream=True, timeout=60) as response, (
-            folder / digest.replace(":", "-")
-        ).open("wb") as handle:
+        with (
+            session.get(url, stream=True, timeout=60) as response,
+            (folder / digest.replace(":", "-")).open("wb") as handle,
+        ):
             response.raise_for_status()
             for chunk in response.iter_content(1 << 20):
                 handle.write(chunk)
@@ -119,7 +120,8 @@ def main() -> None:
                 f"kitdsl pull, empty cache: {c:.2f} s ({megabytes / c:.0f} MB/s), "
                 f"{c / p:.2f}x plain, {c / d:.2f}x plain + fsync"
             )
-            print(f"kitdsl pull, warm cache:  {w * 1000:.0f} ms ({w / IMAGES * 1000:.1f} ms per image)")
+            per_image = w / IMAGES * 1000
+            print(f"kitdsl pull, warm cache:  {w * 1000:.0f} ms ({per_image:.1f} ms per image)")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {sys.version.split()[0]}")
 
 
