@@ -145,15 +145,17 @@ class Download:
                     raise _Restart(response) from None
 
     def _copy(self, response: requests.Response, writer: BlobWriter) -> None:
-        chunks = response.raw.stream(CHUNK, decode_content=True)
+        raw = response.raw
         try:
             while True:
                 try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    return
+                    # Whatever has arrived, up to CHUNK: a connection that drops loses nothing
+                    # already received, so a resume starts exactly where the data stopped.
+                    chunk = raw.read1(CHUNK, decode_content=True)
                 except _BODY_ERRORS as error:
                     raise _Interrupted() from error
+                if not chunk:
+                    return
                 if self.limit is not None and writer.size + len(chunk) > self.limit:
                     raise ImageError(
                         f"{self.what} from {self.endpoint.url} is larger than the "
