@@ -11,7 +11,8 @@ deps:
     #!/usr/bin/env bash
     set -euo pipefail
     missing=()
-    for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci dockerd:docker.io; do
+    for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci dockerd:docker.io \
+            cpio:cpio bsdtar:libarchive-tools pigz:pigz; do
         command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && exit 0
@@ -46,7 +47,7 @@ inspect:
     kitdsl inspect systems/edge.py
 
 # Benchmarks (figures go to docs/performance.md).
-bench: bench-load bench-pull
+bench: bench-load bench-pull bench-gzip
 
 # Time loading a large system.py and its LinuxKit YAML twin.
 bench-load:
@@ -55,3 +56,7 @@ bench-load:
 # Pull a generated 10-image, ~300 MB system from a local registry, against a plain download.
 bench-pull: deps
     python3 bench/bench_pull.py
+
+# Parallel gzip against zlib, gzip and pigz on ~150 MB.
+bench-gzip: deps
+    python3 bench/bench_gzip.py

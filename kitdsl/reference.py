@@ -143,6 +143,13 @@ def parse(text: str) -> Reference:
     return Reference(domain, path, tag, digest or None)
 
 
+def image_key(text: str) -> str:
+    """How a build names an image reference: canonical, ``:latest`` when it names neither tag
+    nor digest, a digest kept (``redis`` → ``docker.io/library/redis:latest``). Lockfiles,
+    the planner and image resolution all use this one key."""
+    return str(parse(text).with_default_tag())
+
+
 def canonical(text: str) -> str:
     """``redis`` → ``docker.io/library/redis``; no ``:latest`` is added (LinuxKit does the same)."""
     return str(parse(text))

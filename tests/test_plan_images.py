@@ -270,9 +270,8 @@ def test_plain_progress_prints_a_line_per_step_start_and_finish() -> None:
     lines = stream.getvalue().splitlines()
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", stream.getvalue())
     base = blob(BASE)
-    # With one job the shared layer is fetched before sshd is resolved, so it is still known
-    # as getty's alone when it starts.
-    fetch = f"services/getty: fetch layer {base.digest[:19]} of docker.io/linuxkit/"
+    # Resolves run first, so by the time the shared layer starts both images need it.
+    fetch = f"services/getty, services/sshd: fetch layer {base.digest[:19]} of docker.io/linuxkit/"
     assert lines[0] == "plan: 0/4 steps, 0 B/0 B"
     assert lines[1] == "start  services/getty: resolve docker.io/linuxkit/getty:v1 for linux/amd64"
     assert re.fullmatch(

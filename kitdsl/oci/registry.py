@@ -189,7 +189,7 @@ class RegistryClient:
         ``progress`` is called with the bytes received so far (back to 0 if a download has to
         start again); when the blob is already stored, once with its size.
         """
-        if not store.has_blob(descriptor.digest):
+        if not store.has_blob(descriptor.digest, descriptor.size):
             reference = as_reference(ref)
             self._each(reference, lambda ep: fetch_on(ep, reference, descriptor, store, progress))
         elif progress is not None:

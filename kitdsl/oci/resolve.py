@@ -128,7 +128,7 @@ def _root(ep: Endpoint, ref: Reference, store: ContentStore) -> tuple[Descriptor
 
 
 def _document(ep: Endpoint, ref: Reference, descriptor: Descriptor, store: ContentStore) -> bytes:
-    if not store.has_blob(descriptor.digest):
+    if not store.has_blob(descriptor.digest, descriptor.size):
         _get_manifest(ep, ref, descriptor.digest, descriptor, store)
     return store.read_blob(descriptor.digest)
 
@@ -163,7 +163,7 @@ def fetch_on(
     store: ContentStore,
     progress: Progress | None,
 ) -> None:
-    if store.has_blob(descriptor.digest):
+    if store.has_blob(descriptor.digest, descriptor.size):
         return
     Download(
         ep,

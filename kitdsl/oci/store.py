@@ -130,9 +130,14 @@ class ContentStore:
         """Where the blob with ``digest`` is (or would be)."""
         return self.blobs / hex_of(digest)
 
-    def has_blob(self, digest: str) -> bool:
-        """True when the blob is in the store."""
-        return self.blob_path(digest).is_file()
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        """True when the blob is in the store (with ``size`` bytes, when given: a blob
+        damaged to another length is then fetched again, which replaces it atomically)."""
+        try:
+            stat = self.blob_path(digest).stat()
+        except FileNotFoundError:
+            return False
+        return size is None or stat.st_size == size
 
     def read_blob(self, digest: str) -> bytes:
         """The whole blob (for small documents: manifests, configs)."""

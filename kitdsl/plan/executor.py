@@ -128,7 +128,9 @@ def execute(
             try:
                 while True:
                     if not failures:
-                        for step in plan.ready(results, started)[: jobs - len(running)]:
+                        for step in _by_priority(plan.ready(results, started))[
+                            : jobs - len(running)
+                        ]:
                             started.add(step.key)
                             context = StepContext(
                                 step, {dep: results[dep] for dep in step.deps}, cancel, reporter
@@ -240,3 +242,11 @@ def step_error(step: Step, cause: BaseException) -> KitError:
         error = KitError(f"{step.title}: {str(cause) or type(cause).__name__}")
     error.__cause__ = cause
     return error
+
+
+def _by_priority(steps: list[Step]) -> list[Step]:
+    """Resolve steps first, then the rest in plan order: every resolve adds the blobs it
+    finds, so starting them early keeps the pool full (otherwise the first image's layers
+    take every worker while later images wait to be resolved). Only scheduling changes:
+    results and the plan do not depend on it."""
+    return sorted(steps, key=lambda step: step.kind != "resolve")

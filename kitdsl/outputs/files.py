@@ -1,0 +1,113 @@
+"""Writing a format's files so that none is ever seen half-written.
+
+Each file is written under a hidden temporary name in the output folder (so the final rename
+stays on one file system), flushed and fsync'd. Only when the whole format succeeded are the
+files renamed to their real names, and the folder fsync'd so the renames survive a crash. If
+anything fails, or the build is interrupted, the temporary files are removed and the files of
+an earlier build are left as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from kitdsl.errors import OutputError
+
+FILE_MODE = 0o644
+
+
+class AtomicFiles:
+    """A set of output files that appear together, complete, or not at all::
+
+    with AtomicFiles(folder) as files:
+        files.create("x-kernel").write(kernel)
+    files.written  # [folder / "x-kernel"]
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: list[Path] = []
+        """The files in place, once the ``with`` block has ended without error."""
+        self._pending: list[tuple[Path, Path, BinaryIO]] = []
+        self._stale: list[Path] = []
+
+    def __enter__(self) -> AtomicFiles:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _output_error(self.folder, error) from error
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is not None:
+            self._discard()
+            if isinstance(error, OSError):
+                raise _output_error(self._pending_paths(), error) from error
+            return
+        try:
+            self._commit()
+        except OSError as failure:
+            self._discard()
+            raise _output_error(self._pending_paths(), failure) from failure
+
+    def create(self, filename: str) -> BinaryIO:
+        """A new file that becomes ``folder/filename`` when the block succeeds."""
+        fd, temporary = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=self.folder)
+        handle = os.fdopen(fd, "wb")
+        self._pending.append((self.folder / filename, Path(temporary), handle))
+        return handle
+
+    def remove(self, filename: str) -> None:
+        """Remove ``folder/filename``, if it exists, when the block succeeds: an output of an
+        earlier build this one does not write (say a command line that is now empty)."""
+        self._stale.append(self.folder / filename)
+
+    def _pending_paths(self) -> Path | list[Path]:
+        paths = [final for final, _, _ in self._pending]
+        return paths[0] if len(paths) == 1 else paths or self.folder
+
+    def _commit(self) -> None:
+        for _, temporary, handle in self._pending:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.chmod(temporary, FILE_MODE)
+        for final, temporary, _ in self._pending:
+            os.replace(temporary, final)
+            self.written.append(final)
+        for stale in self._stale:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        directory = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def _discard(self) -> None:
+        for _, temporary, handle in self._pending:
+            with contextlib.suppress(OSError):
+                handle.close()
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+
+
+def _output_error(where: Path | list[Path], error: OSError) -> OutputError:
+    shown = ", ".join(str(path) for path in where) if isinstance(where, list) else str(where)
+    reason = error.strerror or str(error)
+    if error.filename and error.strerror:  # a file we read, or a folder, rather than the output
+        reason = f"{error.strerror}: {error.filename}"
+    return OutputError(
+        f"cannot write {shown}: {reason}",
+        hint="check that the folder is writable and that the disk has room",
+    )

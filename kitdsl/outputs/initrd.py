@@ -1,0 +1,79 @@
+"""The ``kernel+initrd`` format, and turning a root file system stream into an initrd.
+
+An initrd here is what LinuxKit writes: the root file system as a newc cpio
+(:mod:`kitdsl.outputs.cpio`) in one gzip member (:mod:`kitdsl.outputs.pgzip`), zero-padded to a
+multiple of 4 bytes so another archive could follow it (the kernel looks for an uncompressed
+cpio only at 4-byte boundaries, and skips zeros between archives). Entries under ``boot/`` are
+left out, as LinuxKit leaves them out: that folder holds the kernel parts, which the boot
+loader loads separately.
+
+``kernel+initrd`` writes ``<name>-kernel``, ``<name>-initrd.img`` (the microcode cpio first,
+when there is one: the kernel reads early microcode only from an uncompressed cpio at the very
+start) and ``<name>-cmdline`` only when the command line is not empty. A file of an earlier
+build that this one does not write (a ``-cmdline`` when the command line is now empty, a
+``-kernel`` when there is now no kernel) is removed, so it cannot be booted with the new
+files by mistake.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from kitdsl.outputs.base import Boot, Compression, Job, Needs, open_blob, register
+from kitdsl.outputs.cpio import CpioWriter
+from kitdsl.outputs.entry import Entry, is_boot_entry
+from kitdsl.outputs.files import AtomicFiles
+from kitdsl.outputs.pgzip import GzipWriter, Sink
+
+
+def write_initrd(rootfs: Iterable[Entry], out: Sink, compression: Compression | None = None) -> int:
+    """Write ``rootfs`` (less ``boot/``) to ``out`` as a gzip-compressed newc cpio padded to 4
+    bytes; return the number of bytes written."""
+    compression = compression or Compression()
+    with GzipWriter(out, level=compression.level, threads=compression.threads) as gz:
+        cpio = CpioWriter(gz)
+        for entry in rootfs:
+            if not is_boot_entry(entry.info.name):
+                cpio.add(entry)
+        cpio.close()
+    padding = -gz.compressed_size % 4
+    out.write(bytes(padding))
+    return gz.compressed_size + padding
+
+
+@register("kernel+initrd")
+class KernelInitrd:
+    """``<name>-kernel``, ``<name>-initrd.img`` and ``<name>-cmdline`` (when not empty)."""
+
+    needs: ClassVar[Needs] = Needs.STREAM
+
+    def filenames(self, name: str, boot: Boot) -> list[str]:
+        """The files written for ``name``."""
+        names = [f"{name}-kernel"] if boot.kernel is not None else []
+        names.append(f"{name}-initrd.img")
+        if boot.cmdline:
+            names.append(f"{name}-cmdline")
+        return names
+
+    def write(self, job: Job) -> list[Path]:
+        """Write the kernel, the initrd (microcode first) and the command line."""
+        boot, target = job.boot, job.target
+        with AtomicFiles(target.folder) as files:
+            if boot.kernel is not None:
+                with open_blob(boot.kernel) as kernel:
+                    shutil.copyfileobj(kernel, files.create(target.filename("-kernel")))
+            else:
+                files.remove(target.filename("-kernel"))
+            initrd = files.create(target.filename("-initrd.img"))
+            if boot.ucode is not None:
+                with open_blob(boot.ucode) as ucode:
+                    shutil.copyfileobj(ucode, initrd)
+            write_initrd(job.rootfs, initrd, target.compression)
+            if boot.cmdline:
+                files.create(target.filename("-cmdline")).write(boot.cmdline.encode())
+            else:
+                files.remove(target.filename("-cmdline"))
+        return files.written
