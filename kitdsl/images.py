@@ -7,19 +7,17 @@ the lockfile records what tags meant — so the command line stays a thin shell 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kitdsl.dsl.system import System
+from kitdsl.image_resolver import ImageResolver, lock_digests
 from kitdsl.lockfile import Lockfile, check_frozen, lock_system
 from kitdsl.oci.cache import Cache
 from kitdsl.oci.docker_source import DockerSource
-from kitdsl.oci.media import Index, Platform, document_kind
+from kitdsl.oci.media import Platform
 from kitdsl.oci.registry import RegistryClient
-from kitdsl.oci.source import ImageResolver
-from kitdsl.oci.store import ref_key
 from kitdsl.plan import Reporter, fetch_images, host_platform
 from kitdsl.plan.images import ResolvedImage
 
@@ -111,7 +109,7 @@ def lock_images(
 
         def resolve(ref: str, platform: str) -> tuple[str | None, str]:
             if not options.pull:
-                known = _cached_digests(cache, ref, Platform.parse(platform))
+                known = lock_digests(cache, ref, Platform.parse(platform))
                 if known is not None:
                     return known
             resolved = client.resolve(ref, platform, cache)
@@ -119,19 +117,6 @@ def lock_images(
             return index, resolved.manifest.digest
 
         return lock_system(system, resolve, platforms=wanted, previous=previous, update=update)
-
-
-def _cached_digests(cache: Cache, ref: str, platform: Platform) -> tuple[str | None, str] | None:
-    """(index digest, manifest digest) from a name the cache has resolved before."""
-    root = cache.get_ref(ref_key(ref))
-    if root is None or not cache.has_blob(root.digest):
-        return None
-    data = cache.read_blob(root.digest)
-    parsed = json.loads(data)
-    if document_kind(root.media_type, parsed if isinstance(parsed, dict) else {}) != "index":
-        return None, root.digest
-    selected = Index.model_validate_json(data).select(platform)
-    return (root.digest, selected.digest) if selected is not None else None
 
 
 def _host() -> Platform:

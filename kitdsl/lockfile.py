@@ -21,6 +21,7 @@ from kitdsl.dsl.system import System
 from kitdsl.dsl.types import ImageProvider, image_reference
 from kitdsl.errors import Location, LockError
 from kitdsl.fsutil import atomic_write_text
+from kitdsl.oci.media import Platform
 
 LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock"
@@ -53,10 +54,11 @@ class Lockfile:
     images: Mapping[str, LockedImage] = field(default_factory=dict)
     platforms: tuple[str, ...] = ("linux/amd64",)
 
-    def pin(self, ref: str, platform: str) -> str | None:
-        """The pinned manifest digest of ``ref`` for ``platform``, if any."""
-        locked = self.images.get(reference.canonical(ref))
-        return locked.manifests.get(platform) if locked else None
+    def pin(self, ref: str, platform: Platform | str) -> str | None:
+        """The pinned manifest digest of ``ref`` for ``platform``, if any (``arm64`` and
+        ``arm64/v8`` are the same platform here, as for registries)."""
+        locked = self.images.get(reference.image_key(ref))
+        return _for_platform(locked.manifests, platform) if locked else None
 
     def checksum(self) -> str:
         """A digest of the resolved inputs (what the pins say, not who uses them)."""
@@ -154,7 +156,7 @@ def system_images(system: System) -> dict[str, tuple[str, ...]]:
     uses: dict[str, list[str]] = {}
 
     def add(image: str | ImageProvider, component: str) -> None:
-        ref = reference.canonical(image_reference(image))
+        ref = reference.image_key(image_reference(image))
         uses.setdefault(ref, []).append(component)
 
     if system.kernel is not None and system.kernel.image is not None:
@@ -231,9 +233,20 @@ def _to_refresh(uses: Mapping[str, tuple[str, ...]], update: Iterable[str] | Non
     return refresh
 
 
+def _for_platform(manifests: Mapping[str, str], platform: Platform | str) -> str | None:
+    wanted = Platform.parse(platform) if isinstance(platform, str) else platform
+    if str(wanted) in manifests:
+        return manifests[str(wanted)]
+    for locked, digest in sorted(manifests.items()):
+        other = Platform.parse(locked)
+        if other.matches(wanted) and wanted.matches(other):
+            return digest
+    return None
+
+
 def _same_reference(name: str, ref: str) -> bool:
     try:
-        return reference.canonical(name) == ref
+        return reference.image_key(name) == ref
     except reference.ReferenceSyntaxError:
         return False
 
@@ -248,7 +261,7 @@ def drift(lock: Lockfile, system: System, platforms: Iterable[str]) -> list[str]
             problems.append(f"{ref} (used by {', '.join(components)}) is not in the lockfile")
             continue
         for platform in sorted(set(platforms)):
-            if platform not in locked.manifests:
+            if _for_platform(locked.manifests, platform) is None:
                 problems.append(f"{ref} is not locked for {platform}")
     for ref, locked in sorted(lock.images.items()):
         if ref not in uses:

@@ -48,7 +48,7 @@ def test_image_from_the_engine_lands_in_the_cache(
     source = DockerSource(cache, client=engine)
     descriptor = source.lookup("registry.example/team/tool:1", AMD64)
     assert descriptor is not None
-    assert cache.get_ref("registry.example/team/tool:1") == descriptor
+    assert cache.get_ref("registry.example/team/tool:1") is None  # not what the tag means
     manifest = Manifest.model_validate_json(cache.read_blob(descriptor.digest))
     assert len(manifest.layers) == 1
     layer = cache.read_blob(manifest.layers[0].digest)
@@ -56,7 +56,7 @@ def test_image_from_the_engine_lands_in_the_cache(
         member = tar.extractfile("etc/motd")
         assert member is not None and member.read() == b"from the engine\n"
     assert cache.verify() == []
-    assert [entry.name for entry in cache.ls()] == ["registry.example/team/tool:1"]
+    assert cache.ls() == []
 
 
 @pytest.mark.slow

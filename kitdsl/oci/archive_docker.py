@@ -40,7 +40,7 @@ class _DockerItem(BaseModel):
 
 
 def import_docker(
-    store: ContentStore, archive: CheckedArchive, name: str | None
+    store: ContentStore, archive: CheckedArchive, name: str | None, *, record: bool = True
 ) -> list[tuple[str, Descriptor]]:
     """Store the images of the archive's ``manifest.json`` and record their names; returns
     the names and root descriptors recorded (a descriptor names its image's platform)."""
@@ -62,7 +62,8 @@ def import_docker(
             continue
         descriptor = _docker_image(store, archive, item)
         for key in keys:
-            store.set_ref(key, descriptor)
+            if record:
+                store.set_ref(key, descriptor)
             recorded.append((key, descriptor))
     return recorded
 

@@ -40,10 +40,12 @@ class Imported:
 
 
 def import_archive(
-    store: ContentStore, path: Path | str, *, name: str | None = None
+    store: ContentStore, path: Path | str, *, name: str | None = None, record: bool = True
 ) -> list[Imported]:
     """Verify every blob of the archive at ``path``, copy what the cache lacks, and register
-    the names it holds. ``name`` registers an archive of a single, unnamed image."""
+    the names it holds. ``name`` registers an archive of a single, unnamed image. With
+    ``record=False`` the content is stored but no name is recorded (an image from a local
+    engine is not what its tag means on a registry)."""
     path = Path(path)
     try:
         tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the ``with`` below)
@@ -58,7 +60,7 @@ def import_archive(
             if not images and "manifest.json" in archive.members:
                 return [
                     Imported(key, d.digest, d.media_type, (str(d.platform),) if d.platform else ())
-                    for key, d in import_docker(store, archive, name)
+                    for key, d in import_docker(store, archive, name, record=record)
                 ]
             if images is None:
                 raise archive.error("is neither an OCI image layout nor a docker archive")
@@ -67,7 +69,7 @@ def import_archive(
                     "names no image",
                     hint="give the archive's image a name when importing it",
                 )
-            return _import_oci(store, archive, images)
+            return _import_oci(store, archive, images, record=record)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as error:
         raise CacheError(f"archive {path} is damaged: {error}") from None
 
@@ -98,7 +100,11 @@ def _oci_images(archive: CheckedArchive, name: str | None) -> list[tuple[str, De
 
 
 def _import_oci(
-    store: ContentStore, archive: CheckedArchive, images: list[tuple[str, Descriptor]]
+    store: ContentStore,
+    archive: CheckedArchive,
+    images: list[tuple[str, Descriptor]],
+    *,
+    record: bool = True,
 ) -> list[Imported]:
     planned = []
     needed: dict[str, int] = {}
@@ -125,7 +131,8 @@ def _import_oci(
             if k not in (REF_NAME_ANNOTATION, CONTAINERD_NAME_ANNOTATION)
         }
         clean = descriptor.model_copy(update={"annotations": annotations or None})
-        store.set_ref(key, clean, platforms=recorded)
+        if record:
+            store.set_ref(key, clean, platforms=recorded)
         shown = tuple(str(p) for p in platforms)
         imported.append(Imported(key, descriptor.digest, descriptor.media_type, shown))
     return imported

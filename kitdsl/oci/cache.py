@@ -209,10 +209,12 @@ class Cache(ContentStore):
         :func:`kitdsl.oci.archive.export_image`."""
         return export_image(self, name, output, format=format, platform=platform)
 
-    def import_archive(self, path: Path | str, *, name: str | None = None) -> list[Imported]:
+    def import_archive(
+        self, path: Path | str, *, name: str | None = None, record: bool = True
+    ) -> list[Imported]:
         """Add the images of an OCI layout tar or docker archive; see
         :func:`kitdsl.oci.archive_import.import_archive`."""
-        return import_archive(self, path, name=name)
+        return import_archive(self, path, name=name, record=record)
 
     def _hash_all(self) -> list[tuple[str, str | None]]:
         """(name, actual digest or None when unreadable) for every blob, hashed in parallel

@@ -2,7 +2,9 @@
 
 With ``--docker``, an image the engine already has is used without any registry: it is
 exported with ``docker save`` (streamed to a temporary file, never held in memory), verified
-and imported into the cache under its reference, exactly as if it had been pulled. An image
+and its content imported into the cache. The name is not recorded: the engine's copy has
+other digests than the registry's, so it must not become what the tag means for later
+builds or lockfiles. An image
 the engine does not have, or has for another platform, is left to the registry. No engine at
 all is reported once as a warning, and the registry is used.
 """
@@ -77,11 +79,19 @@ class DockerSource:
         if not found.matches(platform):
             warn(f"--docker: the engine has {name} for {found}, not {platform}; using registries")
             return None
-        canonical = ref_key(ref)
         with tempfile.TemporaryDirectory(prefix="kitdsl-docker-") as folder:
             archive = Path(folder) / "image.tar"
             with archive.open("wb") as handle:
-                for chunk in image.save(chunk_size=_CHUNK, named=True):
+                for chunk in image.save(chunk_size=_CHUNK, named=False):
                     handle.write(chunk)
-            imported = self.cache.import_archive(archive, name=canonical)
-        return self.cache.get_ref(canonical) if imported else None
+            # The engine's copy is re-serialised by `docker save`: its digests exist on no
+            # registry, so it is stored without recording what the tag means.
+            imported = self.cache.import_archive(archive, name=ref_key(ref), record=False)
+        if not imported:
+            return None
+        root = imported[0]
+        return Descriptor(
+            media_type=root.media_type,
+            digest=root.digest,
+            size=self.cache.blob_path(root.digest).stat().st_size,
+        )
