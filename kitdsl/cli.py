@@ -203,14 +203,18 @@ def plan(
     files: FilesArg,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     arch: ArchOpt = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="The image cache folder.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Show the build plan (the DAG of steps) without running it."""
+    """Show the build plan (the DAG of steps) without running it; layers the cache or the
+    lockfile already know are listed."""
     _set_debug(debug)
+    from kitdsl.images import cached_source
     from kitdsl.load import load_system
     from kitdsl.plan import plan_images, render_plan, render_plan_json
 
-    image_plan = plan_images(load_system(files), platform=_platform(arch))
+    system = load_system(files)
+    image_plan = plan_images(system, cached_source(files[-1], cache), platform=_platform(arch))
     text = render_plan_json(image_plan.plan) if json_output else render_plan(image_plan.plan)
     _write(text if text.endswith("\n") else text + "\n", None)
 

@@ -121,3 +121,12 @@ def lock_images(
 
 def _host() -> Platform:
     return host_platform()
+
+
+def cached_source(system_file: str, cache_dir: Path | None) -> ImageResolver:
+    """An image source that answers only from the cache and the lockfile of ``system_file``
+    (for ``kitdsl plan``: what is known without any network)."""
+    from kitdsl.lockfile import lock_path
+
+    lock = Lockfile.read(lock_path(system_file))
+    return ImageResolver(Cache.open(cache_dir), None, pins=lock.pin if lock is not None else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,8 +12,15 @@ from pathlib import Path
 import pytest
 
 from kitdsl.oci.store import ContentStore
-from tests.images import add_image, add_index
-from tests.registry import RegistryServer, make_client, registry_fixture, unverified_blobs  # noqa: F401
+from tests.dockerd import dockerd  # noqa: F401 (a fixture)
+from tests.images import add_image, add_index, random_bytes, tar_bytes
+from tests.registry import (  # noqa: F401 (registry_fixture is a fixture)
+    FaultProxy,
+    RegistryServer,
+    make_client,
+    registry_fixture,
+    unverified_blobs,
+)
 
 Project = Callable[[dict[str, str]], Path]
 SHARED = {"lib/base.txt": b"a layer both images share\n"}
@@ -157,3 +165,81 @@ def test_pull_failure_names_the_component(project: Project, registry: RegistrySe
     assert failed.returncode == 7, failed.stderr
     assert "services/ghost" in failed.stderr and "team/missing" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.slow
+def test_plan_lists_layers_the_cache_knows(system: Path) -> None:
+    before = kitdsl(system, "plan", "s.py", "--arch", "amd64")
+    assert "(layers: known after resolve)" in before.stdout
+    assert kitdsl(system, "pull", "s.py", "--arch", "amd64").returncode == 0
+    after = kitdsl(system, "plan", "s.py", "--arch", "amd64")
+    assert after.returncode == 0, after.stderr
+    assert "known after resolve" not in after.stdout
+    assert "fetch layer sha256:" in after.stdout
+
+
+@pytest.mark.slow
+def test_a_failed_pull_leaves_a_clean_cache(project: Project, registry: RegistryServer) -> None:
+    with FaultProxy(registry) as proxy:
+        source = ContentStore(project({}) / "src")
+        image = add_image(source, layers=[random_bytes(2_000_000, seed=7)])
+        with make_client() as client:
+            client.push(f"{proxy.host}/faults/cli:1", source, image.manifest)
+        root = source.root.parent
+        (root / "f.py").write_text(
+            "from kitdsl import Service, System\n"
+            f"system = System(services=[Service(name='app', image='{proxy.host}/faults/cli:1')])\n"
+        )
+        layer = image.layers[0].digest
+        proxy.add(f"/blobs/{layer}", truncate_to=1000, times=None)
+        failed = kitdsl(root, "pull", "f.py", "--arch", "amd64")
+        assert failed.returncode == 7, failed.stderr
+        assert "services/app" in failed.stderr and layer in failed.stderr
+        verify = kitdsl(root, "cache", "verify")
+        assert verify.returncode == 0 and verify.stdout.strip() == "the cache is clean"
+        assert kitdsl(root, "cache", "ls").stdout == ""  # no name points at missing content
+        proxy.faults.clear()
+        assert kitdsl(root, "pull", "f.py", "--arch", "amd64").returncode == 0
+        assert f"{proxy.host}/faults/cli:1" in kitdsl(root, "cache", "ls").stdout
+
+
+@pytest.mark.slow
+def test_pull_with_docker_uses_the_engine(project: Project, dockerd: str) -> None:  # noqa: F811
+    import docker
+
+    client = docker.DockerClient(base_url=dockerd)
+    client.api.import_image_from_data(
+        tar_bytes({"etc/from-engine": b"yes\n"}), repository="engine.example/team/local", tag="1"
+    )
+    root = project(
+        {
+            "d.py": """
+                from kitdsl import Service, System
+
+                local = Service(name="local", image="engine.example/team/local:1")
+                system = System(services=[local])
+            """
+        }
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kitdsl",
+            "pull",
+            "d.py",
+            "--docker",
+            "--arch",
+            "amd64",
+            "--cache",
+            str(root / "cache"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "DOCKER_HOST": dockerd},
+    )
+    assert result.returncode == 0, result.stderr
+    without = kitdsl(root, "pull", "d.py", "--arch", "amd64")
+    assert without.returncode == 7  # the engine's copy is not what the tag means on a registry
