@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from kitdsl.assemble.layers import DEFAULT_MTIME as DEFAULT_MTIME
 from kitdsl.errors import OutputError
 
 
@@ -27,10 +28,6 @@ class Reader(Protocol):
     """What an entry's contents are read from (a file, :class:`io.BytesIO`, a tar member)."""
 
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-DEFAULT_MTIME = 1492533000
-"""2017-04-18T16:30:00Z: LinuxKit's ``defaultModTime``, given to every entry it creates."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,337 @@
+"""Reading one layer blob: decompress it, verify it, and index its tar headers.
+
+A layer is read once, front to back. Its uncompressed tar goes to an anonymous temporary file
+(the *spool*) while its digests are computed; then only the tar headers are parsed, seeking
+over file contents. File contents are read later, at any offset, with ``pread`` on the spool,
+so files can be emitted in sorted order whatever layer they come from, without holding any of
+them in memory. An uncompressed layer that is already a local file is not copied: the blob
+itself is read at offsets.
+
+The spool costs disk space equal to the uncompressed size of the layer (never memory: the file
+is unlinked as soon as it is created, so nothing is left behind if the process dies).
+
+Compression is recognised by the blob's first bytes, not by its media type, as Docker and
+containerd do, because registries serve mislabelled layers. zstd needs the optional
+``zstandard`` package.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib
+import os
+import stat
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kitdsl.errors import ImageError
+
+CHUNK = 1 << 20
+BLOCK = tarfile.BLOCKSIZE
+ZERO_BLOCK = bytes(BLOCK)
+MAX_HEADER_READ = 16 << 20
+"""No honest long name, link target or PAX header is this large; tarfile would read it whole."""
+MAX_ENTRIES = 1_000_000
+"""Per layer; each entry costs memory for its header until the image is flattened."""
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+LAYER_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    }
+)
+"""The media types of layers that hold a (possibly compressed) tar of file system changes."""
+
+
+class LayerError(ImageError):
+    """A layer of an image is corrupt, or holds something that must not be unpacked."""
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """One layer of an image: where to read its blob and what it must hash to."""
+
+    digest: str
+    """The digest of the blob as stored (compressed)."""
+    media_type: str
+    """The descriptor's media type; compression is checked from the content too."""
+    open: Callable[[], BinaryIO]
+    """Opens the blob for reading from its start (a file of the content store, usually)."""
+    diff_id: str | None = None
+    """The digest of the uncompressed tar (the image config's ``rootfs.diff_ids``), if known."""
+    size: int | None = None
+    """The blob's size from its descriptor, if known."""
+
+
+@dataclass(frozen=True)
+class LayerLabel:
+    """Which layer of which image is being read, for error messages."""
+
+    image: str
+    index: int
+    count: int
+    digest: str
+
+    def error(self, problem: str, entry: str | None = None, **extra: Any) -> LayerError:
+        """A :class:`LayerError` naming the image, the layer and, when given, the entry."""
+        where = f"image {self.image}, layer {self.index + 1} of {self.count} ({self.digest})"
+        if entry is not None:
+            where += f", entry {entry!r}"
+        return LayerError(f"{where}: {problem}", **extra)
+
+
+class LayerData:
+    """A layer's uncompressed tar on disk, readable at any offset (and by many readers)."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self.handle = handle
+        self.fd = handle.fileno()
+        self.size = size
+
+    def pread(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer only at the end of the tar)."""
+        return os.pread(self.fd, size, offset)
+
+    def close(self) -> None:
+        """Release the file (a spool disappears with it)."""
+        self.handle.close()
+
+
+class _Hashing:
+    """A readable stream that hashes what passes through and can give back a peeked prefix."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self._pending = b""
+
+    def _pull(self, size: int) -> bytes:
+        data = self.raw.read(size)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def peek(self, size: int) -> bytes:
+        while len(self._pending) < size:
+            data = self._pull(size - len(self._pending))
+            if not data:
+                break
+            self._pending += data
+        return self._pending[:size]
+
+    def read(self, size: int = -1, /) -> bytes:
+        size = CHUNK if size is None or size < 0 else size
+        if self._pending:
+            data, self._pending = self._pending[:size], self._pending[size:]
+            return data
+        return self._pull(size)
+
+    def seek(self, offset: int, /) -> int:
+        """Only for the interface gzip expects; a layer is read once, forwards."""
+        raise OSError("a layer stream cannot seek")
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.hash.hexdigest()}"
+
+
+class _BoundedReads:
+    """The file tarfile parses headers from; refuses the huge reads a hostile header asks for."""
+
+    def __init__(self, handle: BinaryIO, label: LayerLabel) -> None:
+        self.handle = handle
+        self.label = label
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_HEADER_READ:
+            raise self.label.error(f"a tar header claims {size} bytes of names or attributes")
+        return self.handle.read(size)
+
+    def write(self, data: bytes) -> int:
+        """Part of the interface tarfile expects; it never writes here."""
+        raise OSError("read only")
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def close(self) -> None:
+        """The handle belongs to :class:`LayerData`."""
+
+
+def read_layer(
+    source: LayerSource, label: LayerLabel, workdir: Path | None
+) -> tuple[LayerData, list[tarfile.TarInfo]]:
+    """The layer's tar, ready for random access, and its headers in archive order.
+
+    Raises :class:`LayerError` when the blob is not a valid (compressed) tar, is truncated, or
+    does not match its digest or ``diff_id``.
+    """
+    if source.media_type not in LAYER_MEDIA_TYPES:
+        raise label.error(f"has media type {source.media_type!r}, which is not a layer")
+    try:
+        raw = source.open()
+    except OSError as error:
+        raise label.error(f"cannot be read: {error.strerror or error}") from None
+    try:
+        data = _uncompressed(raw, source, label, workdir)
+    finally:
+        raw.close()
+    try:
+        return data, list(_headers(data, label))
+    except BaseException:
+        data.close()
+        raise
+
+
+def _uncompressed(
+    raw: BinaryIO, source: LayerSource, label: LayerLabel, workdir: Path | None
+) -> LayerData:
+    """The uncompressed tar in a file we can ``pread``, its digests checked."""
+    stream = _Hashing(raw)
+    magic = stream.peek(4)
+    if magic[:2] == GZIP_MAGIC:
+        kind = "gzip"
+        reader: Any = gzip.GzipFile(fileobj=stream, mode="rb")
+        errors: tuple[type[BaseException], ...] = (gzip.BadGzipFile, EOFError, zlib.error)
+    elif magic == ZSTD_MAGIC:
+        kind = "zstd"
+        reader, errors = _zstd_reader(stream, source, label)
+    elif _is_local_file(raw):
+        # Uncompressed and already on disk: hash it and read it in place.
+        while stream.read(CHUNK):
+            pass
+        _check_digests(stream, stream.digest, source, label)
+        handle = os.fdopen(os.dup(raw.fileno()), "rb")
+        return LayerData(handle, stream.size)
+    else:
+        kind, reader, errors = "tar", stream, ()
+    # Not a `with`: the spool outlives this function, in the LayerData that closes it.
+    spool: BinaryIO = tempfile.TemporaryFile(dir=workdir, prefix=".kitdsl-layer-")  # noqa: SIM115
+    try:
+        tar_hash = hashlib.sha256()
+        size = 0
+        try:
+            while chunk := reader.read(CHUNK):
+                tar_hash.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            while stream.read(CHUNK):  # whatever follows the compressed stream counts too
+                pass
+        except errors as error:
+            raise label.error(f"is not valid {kind} data: {_reason(error)}") from None
+        spool.flush()
+        _check_digests(stream, f"sha256:{tar_hash.hexdigest()}", source, label)
+        return LayerData(spool, size)
+    except BaseException:
+        spool.close()
+        raise
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, EOFError):
+        return "it is truncated"
+    return str(error) or type(error).__name__
+
+
+def _zstd_reader(
+    stream: _Hashing, source: LayerSource, label: LayerLabel
+) -> tuple[Any, tuple[type[BaseException], ...]]:
+    try:
+        zstandard = importlib.import_module("zstandard")
+    except ImportError:
+        raise label.error(
+            f"is compressed with zstd ({source.media_type}), which needs the Python package "
+            "'zstandard'",
+            hint="pip install zstandard, or use an image with gzip layers",
+        ) from None
+    reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+    return reader, (zstandard.ZstdError,)
+
+
+def _is_local_file(raw: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(raw.fileno()).st_mode) and raw.seekable()
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+def _check_digests(stream: _Hashing, diff_id: str, source: LayerSource, label: LayerLabel) -> None:
+    hint = "the image content is corrupt; remove it from the cache and pull it again"
+    if source.size is not None and stream.size != source.size:
+        raise label.error(f"is {stream.size} bytes, not the {source.size} announced", hint=hint)
+    if stream.digest != source.digest:
+        raise label.error(f"does not match its digest: it is {stream.digest}", hint=hint)
+    if source.diff_id is not None and diff_id != source.diff_id:
+        raise label.error(
+            f"uncompressed, is {diff_id}, not the diff_id {source.diff_id} of the image "
+            "configuration",
+            hint=hint,
+        )
+
+
+def _headers(data: LayerData, label: LayerLabel) -> Iterator[tarfile.TarInfo]:
+    """Every header of the tar, in order; contents are skipped, never read.
+
+    The end of the archive is checked as Go's ``archive/tar`` (which Docker uses) checks it:
+    the tar may simply end after an entry, or end with zero blocks; anything else there (a
+    partial header, garbage, contents cut short) is corruption. tarfile alone would stop
+    silently at the first header it cannot parse.
+    """
+    if data.size == 0:
+        return  # an empty stream is an empty layer, as for Go's reader
+    data.handle.seek(0)
+    bounded = _BoundedReads(data.handle, label)
+    try:
+        tar = tarfile.TarFile(fileobj=bounded, mode="r", encoding="utf-8", errors="surrogateescape")
+    except (tarfile.TarError, ValueError, EOFError, RecursionError) as error:
+        raise label.error(f"is not a tar archive ({error})") from None
+    offset, count, last = 0, 0, None
+    while True:
+        block = data.pread(BLOCK, offset)
+        if not block:
+            return
+        if block == ZERO_BLOCK:
+            following = data.pread(BLOCK, offset + BLOCK)
+            if following.strip(b"\0") or 0 < len(following) < BLOCK:
+                raise _corrupt(label, last, offset + BLOCK, "data after an end-of-archive block")
+            return
+        if len(block) < BLOCK:
+            raise _corrupt(label, last, offset, "a header cut short")
+        data.handle.seek(offset)
+        tar.offset = offset
+        try:
+            info = tarfile.TarInfo.fromtarfile(tar)
+        except (tarfile.HeaderError, ValueError, EOFError, RecursionError) as error:
+            raise _corrupt(label, last, offset, f"an invalid header ({error})") from None
+        offset = tar.offset
+        if offset > data.size:
+            raise label.error("is truncated: its contents end early", entry=info.name)
+        count += 1
+        if count > MAX_ENTRIES:
+            raise label.error(f"has more than {MAX_ENTRIES} entries")
+        last = info.name
+        yield info
+
+
+def _corrupt(label: LayerLabel, last: str | None, offset: int, what: str) -> LayerError:
+    after = f"after entry {last!r}" if last is not None else "at its start"
+    return label.error(f"is corrupt or truncated {after}: {what} at byte {offset}")
