@@ -3,11 +3,8 @@ manifest, and an index with two platforms."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,26 +20,15 @@ from kitdsl.oci.media import (
     Platform,
 )
 from kitdsl.oci.store import ContentStore
+from tests.images import document, tar_bytes
+from tests.images import gzip_bytes as _gzip_bytes
 
-
-def canonical_json(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-
-
-def tar_bytes(files: dict[str, bytes]) -> bytes:
-    """An uncompressed, deterministic tar of ``files``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(files):
-            info = tarfile.TarInfo(name)
-            info.size = len(files[name])
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(files[name]))
-    return buffer.getvalue()
+canonical_json = document
 
 
 def gzip_bytes(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=1, mtime=0)
+    """Fast, deterministic gzip (level 1 keeps the cache tests quick)."""
+    return _gzip_bytes(data, level=1)
 
 
 @dataclass
