@@ -149,3 +149,12 @@ def test_damaged_cache_documents_and_blobs(registry: RegistryServer, tmp_path: P
     with pytest.raises(CacheError, match="is damaged") as exc:
         pull(app, cache_dir)
     assert exc.value.hint is not None and "verify --repair" in exc.value.hint
+
+
+def test_a_mirror_url_with_a_path_is_refused() -> None:
+    from kitdsl.errors import UsageError
+    from kitdsl.oci.registry import RegistryClient
+
+    client = RegistryClient(mirrors={"docker.io": "https://mirror.example/dockerhub"})
+    with client, pytest.raises(UsageError, match="has a path"):
+        client.read_endpoints("docker.io")

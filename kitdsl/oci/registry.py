@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from kitdsl.errors import ImageError
+from kitdsl.errors import ImageError, UsageError
 from kitdsl.oci import push as _push
 from kitdsl.oci.auth import CredentialSource, DockerConfig, TokenCache, config_key_host
 from kitdsl.oci.download import Progress
@@ -136,6 +136,11 @@ class RegistryClient:
         for url in self.mirrors.get(config_key_host(domain), []):
             # "http://host:port", or a bare "host:port" whose scheme is found as for any host.
             parts = urlsplit(url if "://" in url else f"//{url}")
+            if parts.path.strip("/"):
+                # The registry API lives at /v2/ of the host: a path would be silently lost.
+                raise UsageError(
+                    f"mirror {url!r} has a path; a mirror is a registry host (scheme://host:port)"
+                )
             base = f"{parts.scheme}://{parts.netloc}" if parts.scheme else None
             endpoints.append(self.endpoint(parts.netloc, base, mirror=True))
         endpoints.append(self.origin(domain))
