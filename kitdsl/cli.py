@@ -221,6 +221,7 @@ def plan(
 
 def _register() -> None:
     # The image commands live in their own module; importing it adds them to ``app``.
+    import kitdsl.cli_build
     import kitdsl.cli_images  # noqa: F401
 
 

@@ -1,0 +1,86 @@
+"""``kitdsl build``: a thin command over :func:`kitdsl.build.build_system`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kitdsl.cli import ArchOpt, DebugOpt, FilesArg, _set_debug, app
+from kitdsl.cli_images import (
+    CacheOpt,
+    CaOpt,
+    DockerOpt,
+    InsecureOpt,
+    JobsOpt,
+    MirrorOpt,
+    PullOpt,
+    _options,
+)
+
+DEFAULT_FORMAT = "kernel+initrd"
+
+
+@app.command()
+def build(
+    files: FilesArg,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format", "-f", help=f"Output format (repeatable; default {DEFAULT_FORMAT})."
+        ),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder the outputs are written to.")
+    ] = Path("."),
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Base name of the outputs (default: the last file's stem)."),
+    ] = None,
+    cache: CacheOpt = None,
+    arch: ArchOpt = None,
+    pull: PullOpt = False,
+    docker: DockerOpt = False,
+    jobs: JobsOpt = None,
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="Fail if the system no longer matches its lockfile.")
+    ] = False,
+    insecure: InsecureOpt = None,
+    mirror: MirrorOpt = None,
+    ca_cert: CaOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the system: fetch its images (the lockfile's pins win), assemble its root file
+    system and write each output format; prints the files written."""
+    _set_debug(debug)
+    from kitdsl.build import build_system
+    from kitdsl.load import load_system
+    from kitdsl.lockfile import Lockfile, lock_path
+    from kitdsl.outputs import Target
+    from kitdsl.plan import choose_reporter
+
+    options = _options(
+        cache=cache,
+        arch=arch,
+        pull=pull,
+        docker=docker,
+        jobs=jobs,
+        insecure=insecure,
+        mirror=mirror,
+        ca_cert=ca_cert,
+    )
+    path = lock_path(files[-1])
+    system = load_system(files)
+    base = name or Path(files[-1].split(":", 1)[0]).stem
+    written = build_system(
+        system,
+        options,
+        formats or [DEFAULT_FORMAT],
+        Target(output, base),
+        lock=Lockfile.read(path),
+        frozen_lock=path if frozen else None,
+        reporter=choose_reporter(),
+    )
+    for item in written:
+        typer.echo(str(item))
