@@ -3,6 +3,7 @@ and GNU cpio."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -183,6 +184,34 @@ def test_build_writes_linuxkit_layout(root: Path, tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     for name in ("s.tar", "s-kernel", "s-initrd.img", "s-cmdline"):
         assert (root / name).read_bytes() == (out / name).read_bytes(), name
+
+    # ... and with another umask, one job at a time, into a fresh cache.
+    other = tmp_path / "other"
+    other.mkdir()
+    strict = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kitdsl",
+            "build",
+            str(root / "s.py"),
+            *formats,
+            "-o",
+            str(other),
+            "--jobs",
+            "1",
+            "--cache",
+            str(tmp_path / "fresh-cache"),
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    assert strict.returncode == 0, strict.stderr
+    for name in ("s.tar", "s-kernel", "s-initrd.img", "s-cmdline"):
+        assert (other / name).read_bytes() == (out / name).read_bytes(), name
 
 
 @pytest.mark.slow
