@@ -235,6 +235,39 @@ def test_kernel_image_without_kernel(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("modules", "problem"),
+    [
+        ({"../../etc/evil": b"x"}, "etc/evil"),
+        ({"/abs/evil": b"x"}, "abs/evil"),
+    ],
+)
+def test_hostile_kernel_tar_is_refused(
+    project: Project,
+    registry: RegistryServer,
+    tmp_path: Path,
+    modules: dict[str, bytes],
+    problem: str,
+) -> None:
+    name = f"k/hostile{len(problem)}:1"
+    files = {"kernel": KERNEL, "kernel.tar": tar_bytes(modules)}
+    push(registry, ContentStore(tmp_path / "src"), name, files)
+    root = project(
+        {
+            "s.py": f"""
+                from kitdsl import Kernel, System
+
+                system = System(kernel=Kernel(image="{registry.host}/{name}"))
+            """
+        }
+    )
+    built = kitdsl(root, "build", "s.py", "-f", "tar", "-o", "out")
+    assert built.returncode == 7, built.stderr
+    assert "kernel.tar" in built.stderr and problem in built.stderr
+    assert not (root / "out" / "s.tar").exists()
+
+
+@pytest.mark.slow
 def test_missing_file_source_names_the_line(project: Project, registry: RegistryServer) -> None:
     root = project(
         {

@@ -34,8 +34,8 @@ and the APK databases of several init images are not merged.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,8 +47,8 @@ from kitdsl.assemble.layers import (
     DEFAULT_MTIME,
     FlatImage,
     LayerEntry,
+    LayerSource,
     flatten,
-    header,
     image_layers,
     relocate,
 )
@@ -58,7 +58,7 @@ from kitdsl.dsl import System
 from kitdsl.errors import ConfigError, ImageError, KitError
 from kitdsl.log import warn
 from kitdsl.oci.image_config import ImageConfig
-from kitdsl.oci.media import Manifest
+from kitdsl.oci.media import OCI_LAYER, Manifest
 from kitdsl.oci.store import ContentStore
 from kitdsl.outputs.base import Boot
 from kitdsl.outputs.entry import Entry
@@ -224,7 +224,9 @@ def _kernel(
     ucode = _copy(found["ucode"], scratch / "ucode.cpio") if "ucode" in found else None
     pax = _pax(image.reference, "kernel")
     boot = Boot(kernel=kernel_path, cmdline=kernel.cmdline, ucode=ucode, pax_headers=pax)
-    modules = _kernel_tar(found["tar"], image.reference, pax) if "tar" in found else iter(())
+    modules = (
+        _kernel_tar(found["tar"], image.reference, pax, scratch) if "tar" in found else iter(())
+    )
     return boot, modules
 
 
@@ -234,23 +236,25 @@ def _copy(entry: LayerEntry, path: Path) -> Path:
     return path
 
 
-def _kernel_tar(entry: LayerEntry, reference: str, pax: dict[str, str]) -> Iterator[Entry]:
-    """The entries of the kernel image's ``kernel.tar`` (any compression), headers kept."""
-    with entry.open() as handle:
-        try:
-            with tarfile.open(fileobj=handle, mode="r|*") as tar:
-                for info in tar:
-                    name = _clean(info.name)
-                    if not name:
-                        continue
-                    linkname = _clean(info.linkname) if info.islnk() else None
-                    moved = header(info, name=name, linkname=linkname, pax=pax)
-                    data = tar.extractfile(info) if info.isreg() else None
-                    yield Entry(moved, data)
-        except (tarfile.TarError, EOFError) as error:
-            raise ImageError(
-                f"kernel image {reference}: {entry.name} is not a readable tar: {error}"
-            ) from error
+def _kernel_tar(
+    entry: LayerEntry, reference: str, pax: dict[str, str], scratch: Path
+) -> Iterator[Entry]:
+    """The entries of the kernel image's ``kernel.tar`` (any compression), checked as strictly
+    as a layer: no absolute or ``..`` names, no writes or links leaving the root."""
+    path = scratch / "kernel.tar"
+    digest = hashlib.sha256()
+    with entry.open() as source, path.open("wb") as target:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            target.write(chunk)
+    modules = LayerSource(
+        digest=f"sha256:{digest.hexdigest()}",
+        media_type=OCI_LAYER,
+        open=lambda: path.open("rb"),
+        size=path.stat().st_size,
+    )
+    with flatten([modules], image=f"{reference} ({entry.name})", workdir=scratch) as flat:
+        yield from _open(relocate(flat.entries(), "", pax=pax))
 
 
 def _clean(name: str) -> str:
