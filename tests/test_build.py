@@ -291,3 +291,17 @@ def test_missing_file_source_names_the_line(project: Project, registry: Registry
     )
     assert f"s.py:{line}" in built.stderr and "nowhere.txt" in built.stderr
     assert not (root / "s.tar").exists()
+
+
+def test_file_paths_are_normalised() -> None:
+    from kitdsl import File, System
+    from kitdsl.assemble.rootfs_files import file_entries, plan_files
+
+    system = System(
+        files=[
+            File(path="./etc/motd", contents="hi\n", mode=0o644),
+            File(path="usr//lib/x", contents="x"),
+        ]
+    )
+    names = [entry.info.name for entry in file_entries(system, plan_files(system), set())]
+    assert names == ["etc", "etc/motd", "usr", "usr/lib", "usr/lib/x"]

@@ -99,7 +99,8 @@ def file_entries(
     """
     for item in planned:
         file = item.file
-        name = file.path.strip("/")
+        # "./etc//motd" and "/etc/motd" name the same path as "etc/motd".
+        name = "/".join(part for part in file.path.split("/") if part not in ("", "."))
         mode = _mode(file)
         uid, gid = system.resolve_id(file.uid), system.resolve_id(file.gid)
         pax = {"LINUXKIT.location": f"files[{item.index}]", "LINUXKIT.source": FILES_SOURCE}

@@ -554,7 +554,7 @@ class File(Model):
     @field_validator("path")
     @classmethod
     def _check_path(cls, value: str) -> str:
-        stripped = value.strip("/")
+        stripped = "/".join(part for part in value.split("/") if part not in ("", "."))
         if not stripped:
             raise ValueError("a file needs a path other than '/'")
         if ".." in stripped.split("/"):
