@@ -391,3 +391,18 @@ def test_a_tar_source_is_read_once_per_format(tmp_path: Path) -> None:
     assert [path.name for path in written] == ["b.tar", "b-initrd.img"]
     assert sorted(os.listdir(tmp_path / "o")) == ["b-initrd.img", "b.tar"]
     assert read_newc(gzip.decompress(written[1].read_bytes()))[0].data == payload
+
+
+def test_docker_format_is_the_tar_with_a_dockerfile(tmp_path: Path) -> None:
+    (tarred,) = build(tmp_path / "t", ["tar"])
+    (written,) = build(tmp_path / "d", ["docker"])
+    assert written.name == "box.docker"
+    with tarfile.open(written) as docker, tarfile.open(tarred) as plain:
+        names = docker.getnames()
+        assert names[:-1] == plain.getnames()
+        assert names[-1] == "Dockerfile"
+        last = docker.getmember("Dockerfile")
+        assert not last.pax_headers  # as LinuxKit writes it
+        data = docker.extractfile(last)
+        assert data is not None
+        assert data.read() == b'FROM scratch\nCOPY . ./\nENTRYPOINT ["/bin/rc.init"]\n'
