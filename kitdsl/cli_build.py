@@ -12,6 +12,7 @@ from kitdsl.cli_images import (
     CacheOpt,
     CaOpt,
     DockerOpt,
+    FrozenOpt,
     InsecureOpt,
     JobsOpt,
     MirrorOpt,
@@ -43,9 +44,7 @@ def build(
     pull: PullOpt = False,
     docker: DockerOpt = False,
     jobs: JobsOpt = None,
-    frozen: Annotated[
-        bool, typer.Option("--frozen", help="Fail if the system no longer matches its lockfile.")
-    ] = False,
+    frozen: FrozenOpt = False,
     insecure: InsecureOpt = None,
     mirror: MirrorOpt = None,
     ca_cert: CaOpt = None,

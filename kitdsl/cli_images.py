@@ -39,6 +39,9 @@ MirrorOpt = Annotated[
         "--mirror", help="DOMAIN=URL: a mirror tried first, e.g. docker.io=http://127.0.0.1:5000."
     ),
 ]
+FrozenOpt = Annotated[
+    bool, typer.Option("--frozen", help="Fail if the system no longer matches its lockfile.")
+]
 CaOpt = Annotated[
     list[Path] | None,
     typer.Option("--ca-cert", help="Extra trusted CA certificates (file or folder)."),
@@ -87,9 +90,7 @@ def pull(
     pull: PullOpt = False,
     docker: DockerOpt = False,
     jobs: JobsOpt = None,
-    frozen: Annotated[
-        bool, typer.Option("--frozen", help="Fail if the system no longer matches its lockfile.")
-    ] = False,
+    frozen: FrozenOpt = False,
     insecure: InsecureOpt = None,
     mirror: MirrorOpt = None,
     ca_cert: CaOpt = None,

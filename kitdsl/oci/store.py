@@ -35,6 +35,7 @@ from typing import BinaryIO
 from pydantic import ValidationError
 
 from kitdsl.errors import CacheError
+from kitdsl.fsutil import atomic_write_bytes, fsync_dir
 from kitdsl.oci.digest import DigestError, Verifier, hex_of, is_digest
 from kitdsl.oci.media import OCI_INDEX, REF_NAME_ANNOTATION, Descriptor, Platform
 from kitdsl.oci.walk import format_platforms, parse_platforms, walk
@@ -122,7 +123,7 @@ class ContentStore:
         self.blobs.mkdir(parents=True, exist_ok=True)
         layout = self.root / "oci-layout"
         if not layout.exists():
-            _atomic_write(layout, LAYOUT_VERSION.encode())
+            atomic_write_bytes(layout, LAYOUT_VERSION.encode(), prefix=TEMP_PREFIX)
 
     # -- blobs -----------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class ContentStore:
                 final = writer.verifier.finish()
                 os.chmod(temporary, 0o444)
                 os.replace(temporary, self.blob_path(final))
-                _fsync_dir(self.blobs)
+                fsync_dir(self.blobs)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temporary)
@@ -253,7 +254,7 @@ class ContentStore:
             "manifests": [descriptor.to_json() for descriptor in ordered],
         }
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-        _atomic_write(self.index_path, text.encode())
+        atomic_write_bytes(self.index_path, text.encode(), prefix=TEMP_PREFIX)
 
     def refs(self) -> dict[str, Descriptor]:
         """Every named ref, sorted by name."""
@@ -358,28 +359,3 @@ def _flock(path: Path, *, shared: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
