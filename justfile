@@ -12,7 +12,7 @@ deps:
     set -euo pipefail
     missing=()
     for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci dockerd:docker.io \
-            cpio:cpio bsdtar:libarchive-tools pigz:pigz; do
+            cpio:cpio bsdtar:libarchive-tools pigz:pigz htpasswd:apache2-utils; do
         command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && exit 0

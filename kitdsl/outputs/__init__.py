@@ -17,7 +17,7 @@ One module per format, each registered by name (:func:`register`)::
 """
 
 # The built-in formats register themselves when imported.
-from kitdsl.outputs import initrd, kit_tar, tar
+from kitdsl.outputs import docker, initrd, kit_tar, tar
 from kitdsl.outputs.base import (
     Blob,
     Boot,
@@ -47,6 +47,7 @@ __all__ = [
     "Reader",
     "TarSource",
     "Target",
+    "docker",
     "get",
     "initrd",
     "kit_tar",

@@ -11,7 +11,6 @@ So the tar holds everything the other formats are made from, and
 
 from __future__ import annotations
 
-import itertools
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -95,27 +94,3 @@ def open_linuxkit_tar(path: Path) -> tuple[Boot, TarSource]:
         ucode=parts.get("boot/ucode.cpio"),
     )
     return boot, TarSource(path, without_boot=True)
-
-
-DOCKERFILE = b'FROM scratch\nCOPY . ./\nENTRYPOINT ["/bin/rc.init"]\n'
-"""What LinuxKit appends for ``-format docker``: build the tar's contents into an image whose
-entry point is LinuxKit's init."""
-
-
-@register("docker")
-class Docker:
-    """``<name>.docker``: the ``tar`` format followed by a ``Dockerfile``, so the system can be
-    built into a Docker image (``docker build - < name.docker``)."""
-
-    needs: ClassVar[Needs] = Needs.STREAM
-
-    def filenames(self, name: str, boot: Boot) -> list[str]:
-        """The one file written for ``name``."""
-        return [f"{name}.docker"]
-
-    def write(self, job: Job) -> list[Path]:
-        """Stream the tar, then the ``Dockerfile`` (no PAX records, as LinuxKit writes it)."""
-        entries = itertools.chain(job.rootfs, [Entry.file("Dockerfile", DOCKERFILE)])
-        with AtomicFiles(job.target.folder) as files:
-            write_tar(entries, job.boot, files.create(job.target.filename(".docker")))
-        return files.written
