@@ -6,13 +6,15 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 test: deps lint typecheck
     python3 -m pytest
 
-# The real components tests talk to: the reference registry, skopeo, umoci, Docker.
+# The real components tests talk to: the reference registry, skopeo, umoci, Docker, qemu.
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
     missing=()
     for tool in docker-registry:docker-registry skopeo:skopeo umoci:umoci dockerd:docker.io \
-            cpio:cpio bsdtar:libarchive-tools pigz:pigz htpasswd:apache2-utils; do
+            cpio:cpio bsdtar:libarchive-tools pigz:pigz htpasswd:apache2-utils \
+            mksquashfs:squashfs-tools qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils \
+            gpg:gpg; do
         command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && exit 0
