@@ -4,22 +4,53 @@ The one call behind ``kitdsl build``::
 
     system = load_system(["system.py"])
     written = build_system(system, ImageOptions(), ["kernel+initrd"], Target(Path("out"), "box"))
+
+Builds are incremental at two levels:
+
+* **Outputs.** Beside its outputs a build leaves a stamp, ``.<name>.build.json``: a digest of
+  everything the outputs depend on (the system, the contents of its file sources, the digest
+  of every image, the formats, the compression, kitdsl's own code) and the size and
+  modification time of each file written. When the next build finds the same digest and the
+  files as it left them, it does nothing.
+* **Segments.** Each image's files, wherever they go, are encoded once per output encoding and
+  kept in the cache's ``assembled`` folder (:mod:`kitdsl.outputs.segments`): after a change
+  to one service, only that service's parts are flattened and compressed again.
+
+``rebuild=True`` (``kitdsl build --rebuild``) ignores both, so every assembly and output step
+runs again; images still come from the image cache.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kitdsl.assemble.rootfs import assemble
 from kitdsl.dsl.system import System
-from kitdsl.images import ImageOptions, pull_system
+from kitdsl.fsutil import atomic_write_text
+from kitdsl.images import ImageOptions, Pulled, pull_system
+from kitdsl.load.file_sources import source_path
+from kitdsl.load.linuxkit_yaml import system_data
 from kitdsl.lockfile import Lockfile
 from kitdsl.oci.cache import Cache
 from kitdsl.outputs import Target, get, write_outputs
+from kitdsl.outputs.segments import SegmentCache, code_digest, key_of
 from kitdsl.plan import Reporter
 
-__all__ = ["build_system"]
+__all__ = ["ASSEMBLED", "build_system", "segment_cache"]
+
+ASSEMBLED = "assembled"
+"""The folder of the image cache holding assembled segments and kernel parts."""
+
+
+def segment_cache(cache: Cache, *, reuse: bool = True) -> SegmentCache:
+    """The segment cache that lives in the image cache ``cache``."""
+    return SegmentCache(cache.root / ASSEMBLED, reuse=reuse)
 
 
 def build_system(
@@ -31,17 +62,98 @@ def build_system(
     lock: Lockfile | None = None,
     frozen_lock: Path | None = None,
     reporter: Reporter | None = None,
+    rebuild: bool = False,
 ) -> list[Path]:
-    """Build ``system`` in each of ``formats`` into ``target``; return the files written.
+    """Build ``system`` in each of ``formats`` into ``target``; return the files written (or,
+    when the outputs in place are up to date, found).
 
     Images are got as :func:`~kitdsl.images.pull_system` gets them (``lock`` pins win;
     ``frozen_lock`` requires the system to match that lockfile). Unknown formats are refused
-    before anything is fetched.
+    before anything is fetched. ``rebuild`` runs every assembly and output step again.
     """
-    for name in formats:
+    chosen = list(dict.fromkeys(formats))
+    for name in chosen:
         get(name)
     pulled = pull_system(system, options, lock=lock, frozen_lock=frozen_lock, reporter=reporter)
+    stamp = _Stamp(target, _build_key(system, pulled, chosen, target))
+    if not rebuild and (found := stamp.up_to_date()) is not None:
+        return found
     cache = Cache.open(options.cache_dir)
+    segments = segment_cache(cache, reuse=not rebuild)
     # The lease keeps a concurrent `kitdsl cache prune` away from the blobs being read.
-    with cache.lease(), assemble(system, pulled, cache) as (boot, rootfs):
-        return write_outputs(formats, rootfs, boot, target)
+    with cache.lease(), assemble(system, pulled, cache, cache=segments) as (boot, rootfs):
+        written = write_outputs(chosen, rootfs, boot, target, segments)
+    stamp.record(written)
+    return written
+
+
+def _build_key(system: System, pulled: Pulled, formats: list[str], target: Target) -> str:
+    """A digest of everything the outputs depend on."""
+    base = Path(os.path.abspath(system.origin.file)).parent if system.origin else None
+    sources = {}
+    for file in system.files:
+        path = source_path(file)
+        if path is not None and path.is_file():
+            sources[str(path)] = _file_digest(path)
+    images = {
+        component: [image.manifest.digest for image in found]
+        for component, found in sorted(pulled.images.items())
+    }
+    return key_of(
+        code=code_digest(),
+        system=system_data(system, base=base, empty_sections=True),
+        sources=sources,
+        images=images,
+        formats=formats,
+        name=target.name,
+        level=target.compression.level,
+    )
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Stamp:
+    """The record of a build beside its outputs (see the module documentation)."""
+
+    def __init__(self, target: Target, key: str) -> None:
+        self.path = target.folder / f".{target.name}.build.json"
+        self.folder = target.folder
+        self.key = key
+
+    def up_to_date(self) -> list[Path] | None:
+        """The outputs, if the last build here had the same inputs and nothing touched them."""
+        try:
+            record = json.loads(self.path.read_text())
+            if record.get("key") != self.key:
+                return None
+            files: list[Path] = []
+            for name, expected in record["files"].items():
+                path = self.folder / name
+                if _identity(path) != expected:
+                    return None
+                files.append(path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return files
+
+    def record(self, written: list[Path]) -> None:
+        """Note the outputs just written (a stamp that cannot be written only costs the next
+        build its shortcut)."""
+        files = {path.name: _identity(path) for path in written}
+        try:
+            atomic_write_text(self.path, json.dumps({"key": self.key, "files": files}) + "\n")
+        except OSError:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> list[Any]:
+    """What tells that a file is the one written: its size and modification time."""
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]

@@ -45,13 +45,22 @@ def build(
     docker: DockerOpt = False,
     jobs: JobsOpt = None,
     frozen: FrozenOpt = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Run every assembly and output step again, even when the outputs are up to "
+            "date or parts are in the cache (images still come from the cache).",
+        ),
+    ] = False,
     insecure: InsecureOpt = None,
     mirror: MirrorOpt = None,
     ca_cert: CaOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Build the system: fetch its images (the lockfile's pins win), assemble its root file
-    system and write each output format; prints the files written."""
+    system and write each output format; prints the files written. Outputs already up to
+    date are left as they are, and parts of earlier builds are reused (see --rebuild)."""
     _set_debug(debug)
     from kitdsl.build import build_system
     from kitdsl.load import load_system
@@ -80,6 +89,7 @@ def build(
         lock=Lockfile.read(path),
         frozen_lock=path if frozen else None,
         reporter=choose_reporter(),
+        rebuild=rebuild,
     )
     for item in written:
         typer.echo(str(item))

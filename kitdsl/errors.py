@@ -15,6 +15,7 @@ scripts can tell failures apart; the CLI prints tracebacks only with ``--debug``
 | 7 | :class:`ImageError`: an image could not be got (registry, network, corrupt content) |
 | 8 | :class:`CacheError`: the image cache is damaged or cannot be used |
 | 9 | :class:`LockError`: the lockfile does not match the system (``--frozen``) |
+| 10 | :class:`PackageError`: a distribution package could not be got, verified or resolved |
 """
 
 from __future__ import annotations
@@ -132,3 +133,10 @@ class LockError(KitError):
     """The lockfile does not match the system, or is not valid."""
 
     exit_code = 9
+
+
+class PackageError(KitError):
+    """A distribution package or its archive could not be used: a signature did not verify,
+    a dependency cannot be satisfied, a download failed or a package file is malformed."""
+
+    exit_code = 10

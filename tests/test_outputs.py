@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -153,7 +154,8 @@ def test_the_initrd_is_a_padded_gzip_of_the_expected_cpio(initrd: Path) -> None:
     records = read_newc(gzip.decompress(data))
     names_ = [record.name for record in records]
     assert names_ == [row[1] for row in expected_listing(make_rootfs())] + ["TRAILER!!!"]
-    assert [record.fields["ino"] for record in records[:-1]] == list(range(1, len(records)))
+    for record in records[:-1]:  # the inode number depends on the name alone
+        assert record.fields["ino"] == zlib.crc32(record.name.encode())
     assert records[names_.index("bin/busybox")].data == realistic(3 << 20, seed=3)
 
 
@@ -391,18 +393,3 @@ def test_a_tar_source_is_read_once_per_format(tmp_path: Path) -> None:
     assert [path.name for path in written] == ["b.tar", "b-initrd.img"]
     assert sorted(os.listdir(tmp_path / "o")) == ["b-initrd.img", "b.tar"]
     assert read_newc(gzip.decompress(written[1].read_bytes()))[0].data == payload
-
-
-def test_docker_format_is_the_tar_with_a_dockerfile(tmp_path: Path) -> None:
-    (tarred,) = build(tmp_path / "t", ["tar"])
-    (written,) = build(tmp_path / "d", ["docker"])
-    assert written.name == "box.docker"
-    with tarfile.open(written) as docker, tarfile.open(tarred) as plain:
-        names = docker.getnames()
-        assert names[:-1] == plain.getnames()
-        assert names[-1] == "Dockerfile"
-        last = docker.getmember("Dockerfile")
-        assert not last.pax_headers  # as LinuxKit writes it
-        data = docker.extractfile(last)
-        assert data is not None
-        assert data.read() == b'FROM scratch\nCOPY . ./\nENTRYPOINT ["/bin/rc.init"]\n'

@@ -11,8 +11,14 @@ The spool costs disk space equal to the uncompressed size of the layer (never me
 is unlinked as soon as it is created, so nothing is left behind if the process dies).
 
 Compression is recognised by the blob's first bytes, not by its media type, as Docker and
-containerd do, because registries serve mislabelled layers. zstd needs the optional
+containerd do, because registries serve mislabelled layers. gzip is read with ISA-L
+(``isal``), about three times as fast as zlib, when it is installed; zstd needs the optional
 ``zstandard`` package.
+
+The uncompressed tar is hashed and checked against the ``diff_id`` of the image
+configuration. The compressed blob was checked against its digest when it entered the cache;
+it is hashed again here only for a layer without a ``diff_id`` (any corruption since would
+change the uncompressed bytes too, or break the decompression).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from kitdsl.errors import ImageError
 
@@ -41,6 +47,19 @@ MAX_ENTRIES = 1_000_000
 """Per layer; each entry costs memory for its header until the image is flattened."""
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+try:  # ISA-L's gzip reader: the same bytes out, about three times as fast as zlib's
+    from isal import igzip as _igzip
+    from isal import isal_zlib as _isal_zlib
+
+    _GzipFile: Any = _igzip.GzipFile
+    _GZIP_ERRORS: tuple[type[BaseException], ...] = (
+        cast(type[BaseException], _isal_zlib.error),
+        zlib.error,
+    )
+except ImportError:  # pragma: no cover - isal is a dependency, but wheels are not everywhere
+    _GzipFile = gzip.GzipFile
+    _GZIP_ERRORS = (zlib.error,)
 
 LAYER_MEDIA_TYPES = frozenset(
     {
@@ -113,17 +132,19 @@ class LayerData:
 
 
 class _Hashing:
-    """A readable stream that hashes what passes through and can give back a peeked prefix."""
+    """A readable stream that hashes what passes through (unless ``hashing`` is false) and can
+    give back a peeked prefix."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, hashing: bool = True) -> None:
         self.raw = raw
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if hashing else None
         self.size = 0
         self._pending = b""
 
     def _pull(self, size: int) -> bytes:
         data = self.raw.read(size)
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         self.size += len(data)
         return data
 
@@ -142,13 +163,19 @@ class _Hashing:
             return data
         return self._pull(size)
 
+    def readinto(self, buffer: Any, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
     def seek(self, offset: int, /) -> int:
         """Only for the interface gzip expects; a layer is read once, forwards."""
         raise OSError("a layer stream cannot seek")
 
     @property
-    def digest(self) -> str:
-        return f"sha256:{self.hash.hexdigest()}"
+    def digest(self) -> str | None:
+        return f"sha256:{self.hash.hexdigest()}" if self.hash is not None else None
 
 
 class _BoundedReads:
@@ -206,20 +233,24 @@ def _uncompressed(
     raw: BinaryIO, source: LayerSource, label: LayerLabel, workdir: Path | None
 ) -> LayerData:
     """The uncompressed tar in a file we can ``pread``, its digests checked."""
-    stream = _Hashing(raw)
+    stream = _Hashing(raw, hashing=source.diff_id is None)
     magic = stream.peek(4)
     if magic[:2] == GZIP_MAGIC:
         kind = "gzip"
-        reader: Any = gzip.GzipFile(fileobj=stream, mode="rb")
-        errors: tuple[type[BaseException], ...] = (gzip.BadGzipFile, EOFError, zlib.error)
+        reader: Any = _GzipFile(fileobj=stream, mode="rb")
+        errors: tuple[type[BaseException], ...] = (gzip.BadGzipFile, EOFError, *_GZIP_ERRORS)
     elif magic == ZSTD_MAGIC:
         kind = "zstd"
         reader, errors = _zstd_reader(stream, source, label)
     elif _is_local_file(raw):
         # Uncompressed and already on disk: hash it and read it in place.
+        raw.seek(0)
+        stream = _Hashing(raw)
         while stream.read(CHUNK):
             pass
-        _check_digests(stream, stream.digest, source, label)
+        digest = stream.digest
+        assert digest is not None
+        _check_digests(stream, digest, source, label)
         handle = os.fdopen(os.dup(raw.fileno()), "rb")
         return LayerData(handle, stream.size)
     else:
@@ -278,7 +309,7 @@ def _check_digests(stream: _Hashing, diff_id: str, source: LayerSource, label: L
     hint = "the image content is corrupt; remove it from the cache and pull it again"
     if source.size is not None and stream.size != source.size:
         raise label.error(f"is {stream.size} bytes, not the {source.size} announced", hint=hint)
-    if stream.digest != source.digest:
+    if stream.digest is not None and stream.digest != source.digest:
         raise label.error(f"does not match its digest: it is {stream.digest}", hint=hint)
     if source.diff_id is not None and diff_id != source.diff_id:
         raise label.error(

@@ -22,9 +22,13 @@ entries keep their layer's headers; everything made up here is owned by root (fi
 entries excepted) and dated :data:`DEFAULT_MTIME`, so the same inputs give the same bytes.
 
 Nothing is held in memory: images are flattened one at a time, when the stream reaches them,
-and their files are read as the consumer takes them. The kernel and the microcode are copied
-to a scratch folder (they must be files the formats can read at any time); the scratch folder
-and the flattened images' spools are released when the ``with`` block ends.
+and their files are read as the consumer takes them. The stream is a
+:class:`~kitdsl.outputs.segments.SegmentedStream`: the files of each image (wherever it is
+put) form a segment keyed by the image's manifest digest, where it goes and how it is changed,
+so an encoder with a segment cache copies what an earlier build encoded instead of flattening
+the image again. The kernel, its ``kernel.tar`` and the microcode are extracted once per kernel
+image into the ``kernel`` folder of the segment cache (or a scratch folder without one); the
+scratch folder and the flattened images' spools are released when the ``with`` block ends.
 
 Not done yet (an error says so): ``oci``-format volumes. Unlike LinuxKit, a directory made
 up here (``containers/``, a bundle's folder...) is written once rather than once per image,
@@ -35,10 +39,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -54,7 +60,7 @@ from kitdsl.assemble.layers import (
 )
 from kitdsl.assemble.rootfs_files import file_entries, plan_files
 from kitdsl.assemble.runtime_config import BundleConfig, bundle_config
-from kitdsl.dsl import System
+from kitdsl.dsl import Kernel, System
 from kitdsl.errors import ConfigError, ImageError, KitError
 from kitdsl.log import warn
 from kitdsl.oci.image_config import ImageConfig
@@ -62,20 +68,24 @@ from kitdsl.oci.media import OCI_LAYER, Manifest
 from kitdsl.oci.store import ContentStore
 from kitdsl.outputs.base import Boot
 from kitdsl.outputs.entry import Entry
+from kitdsl.outputs.segments import Segment, SegmentCache, SegmentedStream, code_digest, key_of
 from kitdsl.plan.images import ResolvedImage, host_platform, image_uses
 
 __all__ = ["Assembled", "PulledImages", "assemble"]
 
 VOLUMES_SOURCE = "linuxkit.volumes"
 EMPTY_SOURCE = "empty"
+MOUNTS = ("tmp", "merged")
+"""The folders of a volume the init mounts on."""
 
 
 class Assembled(NamedTuple):
     """What :func:`assemble` gives: the kernel parts and the root file system stream."""
 
     boot: Boot
-    rootfs: Iterator[Entry]
-    """The root file system without ``boot/``; iterate it once, inside the ``with`` block."""
+    rootfs: SegmentedStream
+    """The root file system without ``boot/``; read it inside the ``with`` block (as often as
+    needed: each pass flattens again what an encoder's cache does not have)."""
 
 
 @dataclass(frozen=True)
@@ -104,13 +114,15 @@ def assemble(
     store: ContentStore,
     *,
     workdir: Path | None = None,
+    cache: SegmentCache | None = None,
 ) -> Iterator[Assembled]:
     """Assemble ``system`` from the images ``pulled`` (:func:`kitdsl.images.pull_system`)
     fetched into ``store`` (the cache).
 
     Everything that can be checked without reading image files is checked before this
     returns: containers' configurations, file sources, the kernel. Scratch files go to
-    ``workdir`` (default: the system's temporary folder; prefer a disk to a tmpfs).
+    ``workdir`` (default: the system's temporary folder; prefer a disk to a tmpfs). ``cache``
+    keeps the extracted kernel parts between builds.
     """
     images = _collect(system, pulled.images)
     bundles = _bundles(system, images, store)
@@ -124,20 +136,18 @@ def assemble(
             )
     with contextlib.ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir)))
-        boot, modules = _kernel(system, images.kernel, store, scratch, stack)
-        directories: set[str] = set()
-        made: set[str] = set()  # made-up directories are written once
+        boot, modules = _kernel(system, images.kernel, store, scratch, cache)
+        directories: set[str] = set()  # every directory of the stream so far
 
-        def stream() -> Iterator[Entry]:
+        def segments() -> Iterator[Segment]:
+            made: set[str] = set()  # made-up directories are written once
             yield from modules
             yield from _init(images.init, store, scratch)
             yield from _volumes(system, images.volumes, store, scratch, made)
             yield from _containers(bundles, images.containers, store, scratch, made)
-            yield from file_entries(system, planned, directories)
+            yield _made("files", lambda: file_entries(system, planned, directories))
 
-        rootfs = _record(stream(), directories)
-        stack.callback(rootfs.close)
-        yield Assembled(boot, rootfs)
+        yield Assembled(boot, SegmentedStream(segments, directories))
 
 
 def _collect(system: System, pulled: Mapping[str, tuple[ResolvedImage, ...]]) -> _Images:
@@ -192,69 +202,92 @@ def _kernel(
     image: ResolvedImage | None,
     store: ContentStore,
     scratch: Path,
-    stack: contextlib.ExitStack,
-) -> tuple[Boot, Iterator[Entry]]:
-    """The kernel parts, copied to ``scratch``, and a stream of ``kernel.tar``'s entries."""
+    cache: SegmentCache | None,
+) -> tuple[Boot, list[Segment]]:
+    """The kernel parts, and the segment of ``kernel.tar``'s entries (if it has one)."""
     kernel = system.kernel
     if kernel is None or image is None:
-        return Boot(cmdline=kernel.cmdline if kernel is not None else ""), iter(())
+        return Boot(cmdline=kernel.cmdline if kernel is not None else ""), []
     wanted = {"binary": _clean(kernel.binary)}
     if kernel.tar is not None:
         wanted["tar"] = _clean(kernel.tar)
     if kernel.ucode is not None:
         wanted["ucode"] = _clean(kernel.ucode)
-    flat = stack.enter_context(_flatten(image, store, scratch))
+    key = key_of(kind="kernel", code=code_digest(), manifest=image.manifest.digest, **wanted)
+    folder = cache.root / "kernel" / key if cache is not None else scratch / "kernel"
+    if not (folder / "complete").exists():
+        _extract_kernel(kernel, image, store, scratch, wanted, folder)
+    pax = _pax(image.reference, "kernel")
+    ucode = folder / "ucode" if "ucode" in wanted else None
+    boot = Boot(kernel=folder / "binary", cmdline=kernel.cmdline, ucode=ucode, pax_headers=pax)
+    if "tar" not in wanted:
+        return boot, []
+    modules = Segment(
+        lambda: _kernel_tar(folder / "tar", f"{image.reference} ({wanted['tar']})", pax, scratch),
+        key_of(kind="modules", kernel=key, pax=pax),
+        f"kernel: {image.reference}",
+    )
+    return boot, [modules]
+
+
+def _extract_kernel(
+    kernel: Kernel,
+    image: ResolvedImage,
+    store: ContentStore,
+    scratch: Path,
+    wanted: dict[str, str],
+    folder: Path,
+) -> None:
+    """Copy the kernel image's files named in ``wanted`` (role → path) into ``folder``, which
+    appears complete or not at all."""
     found: dict[str, LayerEntry] = {}
     top: list[str] = []
-    for entry in flat.entries():
-        if "/" not in entry.name and entry.info.isreg():
-            top.append(entry.name)
+    with _flatten(image, store, scratch) as flat:
+        for entry in flat.entries():
+            if "/" not in entry.name and entry.info.isreg():
+                top.append(entry.name)
+            for role, name in wanted.items():
+                if entry.name == name and (entry.info.isreg() or entry.info.islnk()):
+                    found[role] = entry
         for role, name in wanted.items():
-            if entry.name == name and (entry.info.isreg() or entry.info.islnk()):
-                found[role] = entry
-    for role, name in wanted.items():
-        if role not in found:
-            raise ImageError(
-                f"kernel image {image.reference} has no file {name!r} (Kernel.{role})",
-                location=kernel.field_origin(role) or kernel.origin,
-                hint=f"its top-level files are: {', '.join(top) or 'none'}"
-                + ("; set tar=None if it has no modules" if role == "tar" else ""),
-            )
-    kernel_path = _copy(found["binary"], scratch / "kernel")
-    ucode = _copy(found["ucode"], scratch / "ucode.cpio") if "ucode" in found else None
-    pax = _pax(image.reference, "kernel")
-    boot = Boot(kernel=kernel_path, cmdline=kernel.cmdline, ucode=ucode, pax_headers=pax)
-    modules = (
-        _kernel_tar(found["tar"], image.reference, pax, scratch) if "tar" in found else iter(())
-    )
-    return boot, modules
+            if role not in found:
+                raise ImageError(
+                    f"kernel image {image.reference} has no file {name!r} (Kernel.{role})",
+                    location=kernel.field_origin(role) or kernel.origin,
+                    hint=f"its top-level files are: {', '.join(top) or 'none'}"
+                    + ("; set tar=None if it has no modules" if role == "tar" else ""),
+                )
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        try:
+            for role, entry in found.items():
+                with entry.open() as source, (partial / role).open("wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+            (partial / "complete").touch()
+            with contextlib.suppress(OSError):  # another build got there first: the same files
+                os.rename(partial, folder)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
 
-def _copy(entry: LayerEntry, path: Path) -> Path:
-    with entry.open() as source, path.open("wb") as target:
-        shutil.copyfileobj(source, target)
-    return path
-
-
+@contextlib.contextmanager
 def _kernel_tar(
-    entry: LayerEntry, reference: str, pax: dict[str, str], scratch: Path
-) -> Iterator[Entry]:
+    path: Path, image: str, pax: dict[str, str], scratch: Path
+) -> Iterator[Iterator[Entry]]:
     """The entries of the kernel image's ``kernel.tar`` (any compression), checked as strictly
     as a layer: no absolute or ``..`` names, no writes or links leaving the root."""
-    path = scratch / "kernel.tar"
     digest = hashlib.sha256()
-    with entry.open() as source, path.open("wb") as target:
+    with path.open("rb") as source:
         while chunk := source.read(1 << 20):
             digest.update(chunk)
-            target.write(chunk)
     modules = LayerSource(
         digest=f"sha256:{digest.hexdigest()}",
         media_type=OCI_LAYER,
         open=lambda: path.open("rb"),
         size=path.stat().st_size,
     )
-    with flatten([modules], image=f"{reference} ({entry.name})", workdir=scratch) as flat:
-        yield from _open(relocate(flat.entries(), "", pax=pax))
+    with flatten([modules], image=image, workdir=scratch) as flat:
+        yield _open(relocate(flat.entries(), "", pax=pax))
 
 
 def _clean(name: str) -> str:
@@ -272,7 +305,7 @@ def _flatten(image: ResolvedImage, store: ContentStore, scratch: Path) -> FlatIm
     return flatten(layers, image=image.reference, workdir=scratch)
 
 
-def _image_files(
+def _image_segment(
     image: ResolvedImage,
     store: ContentStore,
     scratch: Path,
@@ -280,11 +313,25 @@ def _image_files(
     location: str,
     *,
     resolv_conf: str | None,
-) -> Iterator[Entry]:
+) -> Segment:
     """The image's files, changed as LinuxKit changes them, under ``prefix``."""
-    with _flatten(image, store, scratch) as flat:
-        entries = linuxkit_filter(flat.entries(), resolv_conf=resolv_conf)
-        yield from _open(relocate(entries, prefix, pax=_pax(image.reference, location)))
+    pax = _pax(image.reference, location)
+
+    @contextlib.contextmanager
+    def entries() -> Iterator[Iterator[Entry]]:
+        with _flatten(image, store, scratch) as flat:
+            changed = linuxkit_filter(flat.entries(), resolv_conf=resolv_conf)
+            yield _open(relocate(changed, prefix, pax=pax))
+
+    key = key_of(
+        kind="image",
+        code=code_digest(),
+        manifest=image.manifest.digest,
+        prefix=prefix,
+        pax=pax,
+        resolv_conf=resolv_conf,
+    )
+    return Segment(entries, key, f"{location}: {image.reference}")
 
 
 def _open(entries: Iterable[LayerEntry]) -> Iterator[Entry]:
@@ -297,11 +344,20 @@ def _open(entries: Iterable[LayerEntry]) -> Iterator[Entry]:
             yield Entry(entry.info)
 
 
-def _init(images: list[ResolvedImage], store: ContentStore, scratch: Path) -> Iterator[Entry]:
+def _made(label: str, entries: Callable[[], Iterable[Entry]]) -> Segment:
+    """A segment of entries made here (cheap: never cached)."""
+
+    @contextlib.contextmanager
+    def produce() -> Iterator[Iterable[Entry]]:
+        yield entries()
+
+    return Segment(produce, None, label)
+
+
+def _init(images: list[ResolvedImage], store: ContentStore, scratch: Path) -> Iterator[Segment]:
     for index, image in enumerate(images):
-        yield from _image_files(
-            image, store, scratch, "", f"init[{index}]", resolv_conf=RESOLVCONF_LINK
-        )
+        location = f"init[{index}]"
+        yield _image_segment(image, store, scratch, "", location, resolv_conf=RESOLVCONF_LINK)
 
 
 def _volumes(
@@ -310,19 +366,20 @@ def _volumes(
     store: ContentStore,
     scratch: Path,
     made: set[str],
-) -> Iterator[Entry]:
+) -> Iterator[Segment]:
     for index, volume in enumerate(system.volumes):
         location = f"volume[{index}]"
         path = f"containers/volumes/{volume.name}"
         image = images.get(volume.name) if volume.image is not None else None
         source = image.reference if image is not None else EMPTY_SOURCE
-        yield from _directories(f"{path}/lower", _pax(source, location), made)
+        lower = _pax(source, location)
+        yield _made(location, partial(_directories, f"{path}/lower", lower, made))
         if image is not None:
-            yield from _image_files(
+            yield _image_segment(
                 image, store, scratch, f"{path}/lower/", location, resolv_conf=RESOLVCONF_LINK
             )
-        for name in ("tmp", "merged"):
-            yield _directory(f"{path}/{name}", _pax(VOLUMES_SOURCE, location))
+        mounts = [_directory(f"{path}/{name}", _pax(VOLUMES_SOURCE, location)) for name in MOUNTS]
+        yield _made(location, partial(iter, mounts))
 
 
 def _containers(
@@ -331,25 +388,30 @@ def _containers(
     store: ContentStore,
     scratch: Path,
     made: set[str],
-) -> Iterator[Entry]:
+) -> Iterator[Segment]:
     for bundle in bundles:
         layout = bundle.layout
         image = images[f"{layout.section}/{layout.name}"]
         pax = _pax(image.reference, layout.location)
+        top = layout.root if layout.extracts_image else layout.path
+        yield _made(layout.location, partial(_directories, top, pax, made))
         if layout.extracts_image:
-            yield from _directories(layout.root, pax, made)
-            yield from _image_files(
+            yield _image_segment(
                 image, store, scratch, f"{layout.root}/", layout.location, resolv_conf=None
             )
-        else:
-            yield from _directories(layout.path, pax, made)
-        yield _file(f"{layout.path}/config.json", bundle.config_json, pax)
-        if not layout.readonly:
-            yield _directory(f"{layout.path}/tmp", pax)
-            yield _directory(f"{layout.path}/rootfs", pax)
-        elif not layout.extracts_image:
-            yield _directory(f"{layout.path}/rootfs", pax)
-        yield _file(f"{layout.path}/runtime.json", bundle.runtime_json, pax)
+        yield _made(layout.location, partial(_bundle_files, bundle, pax))
+
+
+def _bundle_files(bundle: BundleConfig, pax: dict[str, str]) -> Iterator[Entry]:
+    """A bundle's ``config.json``, mount points and ``runtime.json``."""
+    layout = bundle.layout
+    yield _file(f"{layout.path}/config.json", bundle.config_json, pax)
+    if not layout.readonly:
+        yield _directory(f"{layout.path}/tmp", pax)
+        yield _directory(f"{layout.path}/rootfs", pax)
+    elif not layout.extracts_image:
+        yield _directory(f"{layout.path}/rootfs", pax)
+    yield _file(f"{layout.path}/runtime.json", bundle.runtime_json, pax)
 
 
 # --- made-up entries --------------------------------------------------------------------------
@@ -379,11 +441,3 @@ def _file(name: str, data: bytes, pax: dict[str, str]) -> Entry:
     entry = Entry.file(name, data, mode=0o644, mtime=DEFAULT_MTIME)
     entry.info.pax_headers = dict(pax)
     return entry
-
-
-def _record(entries: Iterator[Entry], directories: set[str]) -> Generator[Entry, None, None]:
-    """``entries``, noting every directory in ``directories`` (for the files section)."""
-    for entry in entries:
-        if entry.info.isdir():
-            directories.add(_clean(entry.info.name))
-        yield entry

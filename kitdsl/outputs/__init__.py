@@ -14,10 +14,12 @@ One module per format, each registered by name (:func:`register`)::
 | ``kernel+initrd`` | ``<name>-kernel``, ``<name>-initrd.img``, ``<name>-cmdline`` | stream |
 | ``tar`` | ``<name>.tar`` | stream |
 | ``tar-kernel-initrd`` | ``<name>-initrd.tar`` | kit |
+| ``docker`` | ``<name>.docker``; the image ``<name>:latest`` loaded into Docker | stream |
+| ``kernel+squashfs`` | ``<name>-kernel``, ``<name>-cmdline``, ``<name>-squashfs.img`` | spool |
 """
 
 # The built-in formats register themselves when imported.
-from kitdsl.outputs import docker, initrd, kit_tar, tar
+from kitdsl.outputs import docker, initrd, kit_tar, squashfs, tar
 from kitdsl.outputs.base import (
     Blob,
     Boot,
@@ -55,6 +57,7 @@ __all__ = [
     "open_linuxkit_tar",
     "read_tar",
     "register",
+    "squashfs",
     "tar",
     "write_initrd",
     "write_outputs",

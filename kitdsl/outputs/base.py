@@ -30,6 +30,7 @@ from typing import ClassVar, Protocol, TypeVar
 from kitdsl.errors import UsageError
 from kitdsl.outputs.entry import Entry, Reader
 from kitdsl.outputs.pgzip import DEFAULT_LEVEL
+from kitdsl.outputs.segments import SegmentCache
 
 Blob = bytes | Path
 """File contents, in memory or in a file."""
@@ -121,6 +122,9 @@ class Job:
     initrd: Path | None = None
     """For :attr:`Needs.KIT`: the root file system as a gzip-compressed newc cpio, without the
     microcode (which is ``boot.ucode``)."""
+    cache: SegmentCache | None = None
+    """Where encoders keep and find the encoded segments of a
+    :class:`~kitdsl.outputs.segments.SegmentedStream` (``None``: nothing kept)."""
 
     def require_spool(self) -> Path:
         """:attr:`spool`, which a :attr:`Needs.SPOOL` format can rely on."""

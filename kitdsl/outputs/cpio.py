@@ -19,8 +19,11 @@ Tar entries are converted as LinuxKit's ``initrd.CopySplitTar`` does:
 * anything else (a tar volume label, say) is refused with an :class:`~kitdsl.errors.OutputError`
   naming the entry.
 
-The output is deterministic: inode numbers count up from 1 in stream order, the archive's own
-device numbers are 0, and the check field is 0. Names are written as tar stored them, minus a
+The output is deterministic: an entry's inode number is the CRC-32 of its name (never 0), so
+an entry's bytes do not depend on what comes before it and a run of entries can be encoded
+once and reused in later archives; the archive's own device numbers are 0, and the check field
+is 0. (Inode numbers only matter for hard links, which are never written here: every file has
+one link.) Names are written as tar stored them, minus a
 leading ``./`` or ``/`` and a trailing ``/``; the root itself is ``.``. Duplicate names are
 kept: the kernel unpacks in order, so the last one wins, as in the tar.
 """
@@ -31,6 +34,7 @@ import math
 import posixpath
 import stat
 import tarfile
+import zlib
 
 from kitdsl.errors import OutputError
 from kitdsl.outputs.entry import Entry
@@ -103,7 +107,6 @@ class CpioWriter:
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
-        self._ino = 0
         self._closed = False
         self.entries = 0
         """Entries written so far (not counting the trailer)."""
@@ -143,10 +146,9 @@ class CpioWriter:
         for field, value in (("size", size), ("uid", info.uid), ("gid", info.gid)):
             if not 0 <= value <= MAX_FIELD:
                 raise _error(entry, f"its {field} {value} does not fit newc's 32-bit field")
-        self._ino += 1
         header = newc_header(
             encoded,
-            ino=self._ino,
+            ino=zlib.crc32(encoded) or 1,
             mode=kind | permissions,
             uid=info.uid,
             gid=info.gid,

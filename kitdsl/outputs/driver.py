@@ -1,11 +1,14 @@
 """Writing several formats from one root file system stream.
 
-A stream can be read once. One format that streams (the usual case: ``kernel+initrd`` alone)
-reads it directly, with nothing kept on disk. When more passes are needed (two formats, or a
-format that needs a tar file on disk) the stream is first copied to a scratch tar in the output
-folder, and every pass reads that; a :class:`~kitdsl.outputs.entry.TarSource` is already on
-disk and is read again instead. Formats that only need the boot kit (:attr:`Needs.KIT`) share
-one initrd built for them all. The scratch folder is removed at the end, whatever happens.
+A plain stream can be read once. One format that streams (the usual case: ``kernel+initrd``
+alone) reads it directly, with nothing kept on disk. When more passes are needed (two formats,
+or a format that needs a tar file on disk) the stream is first copied to a scratch tar in the
+output folder, and every pass reads that; a :class:`~kitdsl.outputs.entry.TarSource` is already
+on disk and is read again instead, and so is a
+:class:`~kitdsl.outputs.segments.SegmentedStream` (each pass takes from the segment cache what
+an earlier pass or build encoded). Formats that only need the boot kit (:attr:`Needs.KIT`)
+share one initrd built for them all. The scratch folder is removed at the end, whatever
+happens.
 
 Each format's files appear atomically; when a later format fails, the files of the formats
 before it stay written.
@@ -21,16 +24,23 @@ from kitdsl.errors import OutputError
 from kitdsl.outputs.base import Boot, Job, Needs, Target, get
 from kitdsl.outputs.entry import Entry, TarSource
 from kitdsl.outputs.initrd import write_initrd
+from kitdsl.outputs.segments import SegmentCache, SegmentedStream
 from kitdsl.outputs.tar import write_tar
 
 
 def write_outputs(
-    formats: Sequence[str], rootfs: Iterable[Entry], boot: Boot, target: Target
+    formats: Sequence[str],
+    rootfs: Iterable[Entry],
+    boot: Boot,
+    target: Target,
+    cache: SegmentCache | None = None,
 ) -> list[Path]:
     """Write each format (by registered name, duplicates ignored) of the system made of
     ``rootfs`` and ``boot`` to ``target``; return every file written, in order.
 
-    ``rootfs`` is read once, unless it is a :class:`TarSource` (read again for each pass).
+    ``rootfs`` is read once, unless it is a :class:`TarSource` or a :class:`SegmentedStream`
+    (read again for each pass). ``cache`` keeps the encoded segments of a
+    :class:`SegmentedStream` for the next build, and gives back those it has.
     """
     chosen = [get(name) for name in dict.fromkeys(formats)]
     if not chosen:
@@ -38,7 +48,8 @@ def write_outputs(
     needs = [output.needs for output in chosen]
     kit = Needs.KIT in needs
     passes = needs.count(Needs.STREAM) + kit
-    spool = Needs.SPOOL in needs or (passes > 1 and not isinstance(rootfs, TarSource))
+    reusable = isinstance(rootfs, TarSource | SegmentedStream)
+    spool = Needs.SPOOL in needs or (passes > 1 and not reusable)
     try:
         target.folder.mkdir(parents=True, exist_ok=True)
         scratch = tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.folder)
@@ -52,21 +63,22 @@ def write_outputs(
             if spool:
                 spool_path = Path(folder) / "rootfs.tar"
                 with spool_path.open("wb") as handle:
-                    write_tar(rootfs, None, handle)
-                source = TarSource(spool_path)
+                    write_tar(rootfs, None, handle, cache)
+                if not reusable:
+                    source = TarSource(spool_path)
             if kit:
                 initrd_path = Path(folder) / "initrd.img"
                 with initrd_path.open("wb") as handle:
-                    write_initrd(source, handle, target.compression)
+                    write_initrd(source, handle, target.compression, cache)
         except OSError as error:
             raise OutputError(
                 f"cannot write a scratch copy of the system in {target.folder}: {error.strerror}",
                 hint="check that the folder is writable and that the disk has room",
             ) from error
-        reusable = isinstance(source, TarSource)
+        reusable = isinstance(source, TarSource | SegmentedStream)
         for output in chosen:
             # A KIT format has what it needs in the initrd; the stream may be used up already.
             stream = source if output.needs is not Needs.KIT or reusable else ()
-            job = Job(boot, target, stream, spool=spool_path, initrd=initrd_path)
+            job = Job(boot, target, stream, spool=spool_path, initrd=initrd_path, cache=cache)
             written += output.write(job)
     return written

@@ -18,6 +18,7 @@ files by mistake.
 from __future__ import annotations
 
 import shutil
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -26,22 +27,68 @@ from kitdsl.outputs.base import Boot, Compression, Job, Needs, open_blob, regist
 from kitdsl.outputs.cpio import CpioWriter
 from kitdsl.outputs.entry import Entry, is_boot_entry
 from kitdsl.outputs.files import AtomicFiles
-from kitdsl.outputs.pgzip import GzipWriter, Sink
+from kitdsl.outputs.pgzip import BLOCK_SIZE, GzipWriter, Sink
+from kitdsl.outputs.segments import SegmentCache, SegmentedStream, SegmentTap
 
 
-def write_initrd(rootfs: Iterable[Entry], out: Sink, compression: Compression | None = None) -> int:
+def encoding(compression: Compression) -> str:
+    """The name of the initrd encoding of a segment at this compression (the zlib version
+    is part of it: another zlib may compress differently)."""
+    return f"cpio-gzip{compression.level}-{BLOCK_SIZE}-zlib{zlib.ZLIB_RUNTIME_VERSION}"
+
+
+def write_initrd(
+    rootfs: Iterable[Entry],
+    out: Sink,
+    compression: Compression | None = None,
+    cache: SegmentCache | None = None,
+) -> int:
     """Write ``rootfs`` (less ``boot/``) to ``out`` as a gzip-compressed newc cpio padded to 4
-    bytes; return the number of bytes written."""
+    bytes; return the number of bytes written.
+
+    When ``rootfs`` is a :class:`SegmentedStream` and a ``cache`` is given, each keyed segment
+    is compressed on its own and kept, or copied from the cache when it is there: the bytes are
+    the same either way.
+    """
     compression = compression or Compression()
     with GzipWriter(out, level=compression.level, threads=compression.threads) as gz:
         cpio = CpioWriter(gz)
-        for entry in rootfs:
-            if not is_boot_entry(entry.info.name):
-                cpio.add(entry)
+        if isinstance(rootfs, SegmentedStream) and cache is not None:
+            _write_segments(rootfs, cpio, gz, encoding(compression), cache)
+        else:
+            for entry in rootfs:
+                if not is_boot_entry(entry.info.name):
+                    cpio.add(entry)
         cpio.close()
     padding = -gz.compressed_size % 4
     out.write(bytes(padding))
     return gz.compressed_size + padding
+
+
+def _write_segments(
+    rootfs: SegmentedStream, cpio: CpioWriter, gz: GzipWriter, name: str, cache: SegmentCache
+) -> None:
+    taps: list[SegmentTap] = []  # committed when their last block is written
+    try:
+        for segment in rootfs.segments():
+            cached = cache.get(name, segment.key)
+            if cached is not None:
+                gz.append_compressed(cached.path, cached.crc, cached.length)
+                rootfs.reused(cached.directories)
+                continue
+            tap = cache.tap(name, segment.key)
+            gz.begin_segment(tap, tap.commit if tap is not None else None)
+            if tap is not None:
+                taps.append(tap)
+            with rootfs.read(segment, tap.directories if tap is not None else None) as entries:
+                for entry in entries:
+                    if not is_boot_entry(entry.info.name):
+                        cpio.add(entry)
+            gz.end_segment()
+    except BaseException:
+        for tap in taps:
+            tap.discard()
+        raise
 
 
 @register("kernel+initrd")
@@ -71,7 +118,7 @@ class KernelInitrd:
             if boot.ucode is not None:
                 with open_blob(boot.ucode) as ucode:
                     shutil.copyfileobj(ucode, initrd)
-            write_initrd(job.rootfs, initrd, target.compression)
+            write_initrd(job.rootfs, initrd, target.compression, job.cache)
             if boot.cmdline:
                 files.create(target.filename("-cmdline")).write(boot.cmdline.encode())
             else:

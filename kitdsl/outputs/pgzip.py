@@ -19,6 +19,14 @@ as ``gzip -n`` writes), so the same input gives the same bytes every run with th
 Memory stays bounded: at most two blocks per thread are in flight before :meth:`write` waits
 for the oldest one and writes it out.
 
+**Segments.** A caller can mark runs of input as segments (:meth:`GzipWriter.begin_segment`,
+:meth:`~GzipWriter.end_segment`). A segment starts a fresh block with an empty dictionary and
+ends with a sync flush, so its compressed bytes depend only on its own input: they can be kept
+(a *tap* receives them, and the segment's CRC-32 and length when it is complete) and spliced
+into a later member unchanged (:meth:`GzipWriter.append_compressed`), which gives exactly the
+bytes compressing the same input again would give. This is what lets a rebuild recompress only
+the parts of an initrd that changed.
+
 The default level is 6, zlib's and gzip's own default (LinuxKit's pgzip also uses its default
 level). Level 9 costs about twice the time for an initrd one or two per cent smaller.
 """
@@ -29,7 +37,10 @@ import os
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
@@ -102,6 +113,44 @@ def gzip_header(level: int) -> bytes:
     return b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes((extra_flags, OS_UNIX))
 
 
+@dataclass
+class _Segment:
+    """A segment being compressed: where its compressed bytes also go, and its CRC so far."""
+
+    tap: Sink | None
+    on_end: Callable[[int, int], None] | None
+    crc: int = 0
+    size: int = 0
+
+
+@dataclass
+class _Block:
+    """A block in flight: its compression, input length, and the segment it belongs to."""
+
+    future: Future[tuple[bytes, int]]
+    length: int
+    segment: _Segment | None
+
+
+@dataclass
+class _Spliced:
+    """Compressed bytes of an earlier segment, written in turn (CRC and length known)."""
+
+    path: Path
+    crc: int
+    length: int
+
+
+@dataclass
+class _Ended:
+    """The end of a segment: its ``on_end`` is called once its last block is written."""
+
+    segment: _Segment
+
+
+_Pending = _Block | _Spliced | _Ended
+
+
 def _deflate_block(block: bytes, dictionary: bytes, level: int, final: bool) -> tuple[bytes, int]:
     """Raw deflate of one block primed with ``dictionary``; returns it with the block's CRC."""
     args = (level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
@@ -141,7 +190,9 @@ class GzipWriter:
         if self._threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
-        self._pending: deque[tuple[Future[tuple[bytes, int]], int]] = deque()
+        self._pending: deque[_Pending] = deque()
+        self._blocks = 0  # blocks among the pending items
+        self._segment: _Segment | None = None
         self._buffer = bytearray()
         self._dictionary = b""
         self._crc = 0
@@ -200,6 +251,8 @@ class GzipWriter:
         if self._closed:
             return
         try:
+            if self._segment is not None:
+                self.end_segment()
             self._submit(bytes(self._buffer), final=True)
             self._buffer.clear()
             while self._pending:
@@ -211,12 +264,54 @@ class GzipWriter:
         self._closed = True
         self._shutdown()
 
+    def begin_segment(
+        self, tap: Sink | None = None, on_end: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Start a segment (ending one that is open): what is written until
+        :meth:`end_segment` is compressed on its own. Its compressed bytes are also written to
+        ``tap``, in order; once the last of them is, ``on_end(crc32, length)`` is called."""
+        if self._segment is not None:
+            self.end_segment()
+        self._cut()
+        self._segment = _Segment(tap, on_end)
+
+    def end_segment(self) -> None:
+        """End the open segment (see :meth:`begin_segment`)."""
+        if self._segment is None:
+            raise ValueError("no segment is open")
+        self._cut()
+        self._pending.append(_Ended(self._segment))
+        self._segment = None
+
+    def append_compressed(self, path: Path, crc: int, length: int) -> None:
+        """Add a segment compressed earlier (the bytes a tap received, in the file ``path``,
+        with the CRC-32 and length ``on_end`` reported): the output is the same as if its
+        ``length`` bytes of input had been written again inside a segment."""
+        if self._closed:
+            raise ValueError("append to a closed GzipWriter")
+        if self._segment is not None:
+            self.end_segment()
+        self._cut()
+        self._pending.append(_Spliced(path, crc, length))
+        self.size += length
+        self._drain()
+
+    def _cut(self) -> None:
+        """End the current block on a byte boundary; the next starts without a dictionary."""
+        if self._buffer:
+            self._submit(bytes(self._buffer), final=False)
+            self._buffer.clear()
+        self._dictionary = b""
+
     def abort(self) -> None:
         """Stop without finishing the member: pending blocks are dropped, workers stopped."""
         self._closed = True
-        for future, _ in self._pending:
-            future.cancel()
+        for item in self._pending:
+            if isinstance(item, _Block):
+                item.future.cancel()
         self._pending.clear()
+        self._blocks = 0
+        self._segment = None
         self._buffer.clear()
         self._shutdown()
 
@@ -234,18 +329,39 @@ class GzipWriter:
             future.set_result(_deflate_block(block, dictionary, self._level, final))
         else:
             future = self._pool.submit(_deflate_block, block, dictionary, self._level, final)
-        self._pending.append((future, len(block)))
+        self._pending.append(_Block(future, len(block), self._segment))
+        self._blocks += 1
+        self._drain()
+
+    def _drain(self) -> None:
         # Bounded memory: two blocks per thread in flight, then wait for the oldest.
-        while len(self._pending) > 2 * self._threads or (
-            self._pending and self._pending[0][0].done()
+        while self._pending and (
+            self._blocks > 2 * self._threads
+            or not isinstance(self._pending[0], _Block)
+            or self._pending[0].future.done()
         ):
             self._write_oldest()
 
     def _write_oldest(self) -> None:
-        future, length = self._pending.popleft()
-        compressed, crc = future.result()
-        self._crc = crc32_combine(self._crc, crc, length)
-        self._emit(compressed)
+        item = self._pending.popleft()
+        if isinstance(item, _Block):
+            self._blocks -= 1
+            compressed, crc = item.future.result()
+            self._crc = crc32_combine(self._crc, crc, item.length)
+            self._emit(compressed)
+            segment = item.segment
+            if segment is not None:
+                segment.crc = crc32_combine(segment.crc, crc, item.length)
+                segment.size += item.length
+                if segment.tap is not None:
+                    segment.tap.write(compressed)
+        elif isinstance(item, _Spliced):
+            with item.path.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    self._emit(chunk)
+            self._crc = crc32_combine(self._crc, item.crc, item.length)
+        elif item.segment.on_end is not None:
+            item.segment.on_end(item.segment.crc, item.segment.size)
 
     def _emit(self, data: bytes) -> None:
         self._sink.write(data)

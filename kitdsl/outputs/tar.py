@@ -14,12 +14,16 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import ClassVar
 
+from kitdsl.errors import OutputError
 from kitdsl.outputs.base import Blob, Boot, Job, Needs, blob_size, open_blob, register
-from kitdsl.outputs.entry import DEFAULT_MTIME, Entry, TarSource
+from kitdsl.outputs.entry import DEFAULT_MTIME, Entry, Reader, TarSource
 from kitdsl.outputs.files import AtomicFiles
+from kitdsl.outputs.pgzip import Sink
+from kitdsl.outputs.segments import SegmentCache, SegmentedStream
 
+CHUNK = 1 << 20
 BOOT_PARTS = ("boot/kernel", "boot/cmdline", "boot/ucode.cpio")
 
 
@@ -49,17 +53,112 @@ def _boot_info(name: str, kind: bytes, mode: int, boot: Boot) -> tarfile.TarInfo
     return info
 
 
-def write_tar(rootfs: Iterable[Entry], boot: Boot | None, out: BinaryIO) -> None:
-    """Write ``boot``'s parts under ``boot/`` (if given), then ``rootfs``, as a PAX tar."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for info, blob in boot_entries(boot) if boot is not None else ():
-            if blob is None:
-                tar.addfile(info)
-            else:
-                with open_blob(blob) as data:
-                    tar.addfile(info, data)
+ENCODING = "tar"
+"""The name of the tar encoding of a segment."""
+
+
+class TarWriter:
+    """Writes a PAX tar to ``out`` byte for byte as :mod:`tarfile` does (``w|`` mode), with a
+    way to copy in runs of entries encoded earlier (a tar entry's bytes do not depend on where
+    it is in the archive) and a tap that also receives what is written."""
+
+    def __init__(self, out: Sink) -> None:
+        self._out = out
+        self.tap: Sink | None = None
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        """Write raw bytes (whole entries)."""
+        self._out.write(data)
+        if self.tap is not None:
+            self.tap.write(data)
+        self.offset += len(data)
+
+    def add(self, info: tarfile.TarInfo, data: Reader | None = None) -> None:
+        """Append one entry; ``data`` gives exactly ``info.size`` bytes for a regular file."""
+        self.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if not info.isreg() or not info.size:
+            return
+        if data is None:
+            raise ValueError(f"tar entry {info.name!r} has {info.size} bytes but no data")
+        remaining = info.size
+        while remaining:
+            chunk = data.read(min(remaining, CHUNK))
+            if not chunk:
+                raise OutputError(
+                    f"cannot write {info.name!r}: its data ended {remaining} bytes short of its "
+                    f"size {info.size}"
+                )
+            self.write(chunk)
+            remaining -= len(chunk)
+        if info.size % tarfile.BLOCKSIZE:
+            self.write(bytes(-info.size % tarfile.BLOCKSIZE))
+
+    def copy(self, path: Path) -> None:
+        """Append the entries kept in ``path`` (bytes this writer wrote before)."""
+        with path.open("rb") as source:
+            while chunk := source.read(CHUNK):
+                self.write(chunk)
+
+    def close(self) -> None:
+        """End the archive: two zero blocks, then zeros up to a whole record."""
+        self.write(bytes(2 * tarfile.BLOCKSIZE))
+        if self.offset % tarfile.RECORDSIZE:
+            self.write(bytes(-self.offset % tarfile.RECORDSIZE))
+
+
+def write_tar(
+    rootfs: Iterable[Entry],
+    boot: Boot | None,
+    out: Sink,
+    cache: SegmentCache | None = None,
+    *,
+    last: Iterable[Entry] = (),
+) -> None:
+    """Write ``boot``'s parts under ``boot/`` (if given), then ``rootfs``, then ``last``, as a
+    PAX tar.
+
+    When ``rootfs`` is a :class:`SegmentedStream` and a ``cache`` is given, the bytes of each
+    keyed segment are kept, or copied from the cache when they are there.
+    """
+    tar = TarWriter(out)
+    for info, blob in boot_entries(boot) if boot is not None else ():
+        if blob is None:
+            tar.add(info)
+        else:
+            with open_blob(blob) as data:
+                tar.add(info, data)
+    if isinstance(rootfs, SegmentedStream) and cache is not None:
+        _write_segments(rootfs, tar, cache)
+    else:
         for entry in rootfs:
-            tar.addfile(entry.info, entry.data if entry.info.isreg() else None)
+            tar.add(entry.info, entry.data)
+    for entry in last:
+        tar.add(entry.info, entry.data)
+    tar.close()
+
+
+def _write_segments(rootfs: SegmentedStream, tar: TarWriter, cache: SegmentCache) -> None:
+    for segment in rootfs.segments():
+        cached = cache.get(ENCODING, segment.key)
+        if cached is not None:
+            tar.copy(cached.path)
+            rootfs.reused(cached.directories)
+            continue
+        tap = cache.tap(ENCODING, segment.key)
+        tar.tap, start = tap, tar.offset
+        try:
+            with rootfs.read(segment, tap.directories if tap is not None else None) as entries:
+                for entry in entries:
+                    tar.add(entry.info, entry.data)
+        except BaseException:
+            if tap is not None:
+                tap.discard()
+            raise
+        finally:
+            tar.tap = None
+        if tap is not None:
+            tap.commit(0, tar.offset - start)
 
 
 @register("tar")
@@ -75,7 +174,7 @@ class Tar:
     def write(self, job: Job) -> list[Path]:
         """Stream the tar to ``<name>.tar``."""
         with AtomicFiles(job.target.folder) as files:
-            write_tar(job.rootfs, job.boot, files.create(job.target.filename(".tar")))
+            write_tar(job.rootfs, job.boot, files.create(job.target.filename(".tar")), job.cache)
         return files.written
 
 
