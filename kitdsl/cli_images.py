@@ -195,13 +195,33 @@ def cache_rm(
 
 
 @cache_app.command("prune")
-def cache_prune(cache: CacheOpt = None, debug: DebugOpt = False) -> None:
-    """Delete content no image in the cache uses, and leftovers of interrupted writes."""
+def cache_prune(
+    days: Annotated[
+        float,
+        typer.Option(
+            "--assembled-days",
+            help="Keep the parts of builds (assembled segments) used in the last DAYS days; "
+            "0 removes them all.",
+            metavar="DAYS",
+        ),
+    ] = 7,
+    cache: CacheOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete content no image in the cache uses, parts of builds not used for a while, and
+    leftovers of interrupted writes."""
     _set_debug(debug)
+    from kitdsl.build import segment_cache
     from kitdsl.oci.cache import Cache
 
-    freed = Cache.open(cache).prune()
-    typer.echo(f"freed {freed.blobs} blobs and {freed.temporary} temporary files ({freed.bytes} B)")
+    opened = Cache.open(cache)
+    freed = opened.prune()
+    with opened.exclusive():
+        parts, size = segment_cache(opened).prune(older_than=days * 86400)
+    typer.echo(
+        f"freed {freed.blobs} blobs, {parts} assembled parts and {freed.temporary} temporary "
+        f"files ({freed.bytes + size} B)"
+    )
 
 
 @cache_app.command("verify")

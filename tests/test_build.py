@@ -305,3 +305,48 @@ def test_file_paths_are_normalised() -> None:
     )
     names = [entry.info.name for entry in file_entries(system, plan_files(system), set())]
     assert names == ["etc", "etc/motd", "usr", "usr/lib", "usr/lib/x"]
+
+
+@pytest.mark.slow
+def test_rebuilds_redo_only_what_changed(root: Path, tmp_path: Path) -> None:
+    formats = ("-f", "kernel+initrd", "-f", "tar")
+    outputs = ("s-kernel", "s-initrd.img", "s-cmdline", "s.tar")
+    first = kitdsl(root, "build", "s.py", *formats, "-o", "out")
+    assert first.returncode == 0, first.stderr
+    out = root / "out"
+    stamps = {name: (out / name).stat().st_mtime_ns for name in outputs}
+
+    # Nothing changed: nothing is written again, and the same files are named.
+    again = kitdsl(root, "build", "s.py", *formats, "-o", "out")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert {name: (out / name).stat().st_mtime_ns for name in outputs} == stamps
+
+    # One service changes: the outputs are those a build from scratch gives.
+    system = root / "s.py"
+    system.write_text(
+        system.read_text().replace(
+            'Service(name="b", image=', 'Service(name="b", env=["MODE=fast"], image='
+        )
+    )
+    changed = kitdsl(root, "build", "s.py", *formats, "-o", "out")
+    assert changed.returncode == 0, changed.stderr
+    scratch = kitdsl(root, "build", "s.py", *formats, "-o", "scratch", "--rebuild")
+    assert scratch.returncode == 0, scratch.stderr
+    for name in outputs:
+        assert (out / name).read_bytes() == (root / "scratch" / name).read_bytes(), name
+    assert b"MODE=fast" in read(out / "s.tar", "containers/services/b/config.json")
+
+    # A changed file source, and an output changed behind kitdsl's back, are noticed.
+    (root / "secret.txt").write_text("n3w\n")
+    (out / "s-cmdline").write_text("tampered")
+    rebuilt = kitdsl(root, "build", "s.py", *formats, "-o", "out")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert read(out / "s.tar", "opt/app/secret") == b"n3w\n"
+    assert (out / "s-cmdline").read_text() == "console=ttyS0"
+
+    # --rebuild runs every step again, even with nothing changed.
+    before = (out / "s.tar").stat().st_mtime_ns
+    forced = kitdsl(root, "build", "s.py", *formats, "-o", "out", "--rebuild")
+    assert forced.returncode == 0, forced.stderr
+    assert (out / "s.tar").stat().st_mtime_ns != before

@@ -3,6 +3,7 @@ filters, determinism, agreement with umoci, bounded memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -623,3 +624,19 @@ def test_a_200_mb_layer_is_flattened_in_bounded_memory(tmp_path: Path) -> None:
     growth_kib, read_back = result.stdout.split()
     assert read_back == contents
     assert int(growth_kib) < 100 * 1024, f"peak memory grew by {int(growth_kib) // 1024} MiB"
+
+
+def test_a_layer_checked_against_its_diff_id_is_not_hashed_again(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "store")
+    image = store_image(store, [layer(file("a", b"1"))])
+    (source,) = image_layers(store, image.manifest, image.config, image="test")
+    assert source.diff_id is not None and not source.checked
+    flat_tree([source])
+    assert store.diff_id_checked(source.digest, source.diff_id)
+    (again,) = image_layers(store, image.manifest, image.config, image="test")
+    assert again.checked and flat_tree([again])["a"].data == b"1"
+    # What was remembered is the pair: another diff_id for the same blob is checked, and wrong.
+    lying = dataclasses.replace(source, diff_id="sha256:" + "0" * 64, checked=False)
+    with pytest.raises(LayerError, match="not the diff_id"):
+        flat_tree([lying])
+    assert not store.diff_id_checked(source.digest, "sha256:" + "0" * 64)

@@ -16,9 +16,9 @@ containerd do, because registries serve mislabelled layers. gzip is read with IS
 ``zstandard`` package.
 
 The uncompressed tar is hashed and checked against the ``diff_id`` of the image
-configuration. The compressed blob was checked against its digest when it entered the cache;
-it is hashed again here only for a layer without a ``diff_id`` (any corruption since would
-change the uncompressed bytes too, or break the decompression).
+configuration, once per blob: the store remembers the blobs it checked (they are immutable),
+and a later read skips the hash. The compressed blob was checked against its digest when it
+entered the cache; it is hashed again here only for a layer without a ``diff_id``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,10 @@ class LayerSource:
     """The digest of the uncompressed tar (the image config's ``rootfs.diff_ids``), if known."""
     size: int | None = None
     """The blob's size from its descriptor, if known."""
+    checked: bool = False
+    """The blob is known to uncompress to ``diff_id`` (checked before): no need to hash it."""
+    on_checked: Callable[[], None] | None = None
+    """Called once the uncompressed blob was found to match ``diff_id``."""
 
 
 @dataclass(frozen=True)
@@ -258,11 +262,12 @@ def _uncompressed(
     # Not a `with`: the spool outlives this function, in the LayerData that closes it.
     spool: BinaryIO = tempfile.TemporaryFile(dir=workdir, prefix=".kitdsl-layer-")  # noqa: SIM115
     try:
-        tar_hash = hashlib.sha256()
+        tar_hash = None if source.checked else hashlib.sha256()
         size = 0
         try:
             while chunk := reader.read(CHUNK):
-                tar_hash.update(chunk)
+                if tar_hash is not None:
+                    tar_hash.update(chunk)
                 spool.write(chunk)
                 size += len(chunk)
             while stream.read(CHUNK):  # whatever follows the compressed stream counts too
@@ -270,7 +275,12 @@ def _uncompressed(
         except errors as error:
             raise label.error(f"is not valid {kind} data: {_reason(error)}") from None
         spool.flush()
-        _check_digests(stream, f"sha256:{tar_hash.hexdigest()}", source, label)
+        if tar_hash is not None:
+            _check_digests(stream, f"sha256:{tar_hash.hexdigest()}", source, label)
+            if source.on_checked is not None and source.diff_id is not None:
+                source.on_checked()
+        else:
+            _check_digests(stream, None, source, label)
         return LayerData(spool, size)
     except BaseException:
         spool.close()
@@ -305,13 +315,15 @@ def _is_local_file(raw: BinaryIO) -> bool:
         return False
 
 
-def _check_digests(stream: _Hashing, diff_id: str, source: LayerSource, label: LayerLabel) -> None:
+def _check_digests(
+    stream: _Hashing, diff_id: str | None, source: LayerSource, label: LayerLabel
+) -> None:
     hint = "the image content is corrupt; remove it from the cache and pull it again"
     if source.size is not None and stream.size != source.size:
         raise label.error(f"is {stream.size} bytes, not the {source.size} announced", hint=hint)
     if stream.digest is not None and stream.digest != source.digest:
         raise label.error(f"does not match its digest: it is {stream.digest}", hint=hint)
-    if source.diff_id is not None and diff_id != source.diff_id:
+    if diff_id is not None and source.diff_id is not None and diff_id != source.diff_id:
         raise label.error(
             f"uncompressed, is {diff_id}, not the diff_id {source.diff_id} of the image "
             "configuration",

@@ -237,6 +237,8 @@ def image_layers(
             open=partial(store.open_blob, layer.digest),
             diff_id=diff_id,
             size=layer.size,
+            checked=diff_id is not None and store.diff_id_checked(layer.digest, diff_id),
+            on_checked=partial(store.note_diff_id, layer.digest, diff_id) if diff_id else None,
         )
         for layer, diff_id in zip(manifest.layers, diff_ids, strict=True)
     ]

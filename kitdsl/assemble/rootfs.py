@@ -214,8 +214,12 @@ def _kernel(
     if kernel.ucode is not None:
         wanted["ucode"] = _clean(kernel.ucode)
     key = key_of(kind="kernel", code=code_digest(), manifest=image.manifest.digest, **wanted)
-    folder = cache.root / "kernel" / key if cache is not None else scratch / "kernel"
-    if not (folder / "complete").exists():
+    folder = cache.folder(key) if cache is not None else scratch / "kernel"
+    marker = folder / "complete"
+    if marker.exists():
+        with contextlib.suppress(OSError):
+            os.utime(marker)  # recently used: kept by prune
+    else:
         _extract_kernel(kernel, image, store, scratch, wanted, folder)
     pax = _pax(image.reference, "kernel")
     ucode = folder / "ucode" if "ucode" in wanted else None

@@ -49,6 +49,8 @@ PLATFORMS_ANNOTATION = "dev.kitdsl.cache.platforms"
 FETCHED_ANNOTATION = "dev.kitdsl.cache.fetched"
 """On a ref's descriptor: when the name was last resolved (UTC, ISO 8601), so a caller can
 decide when a tag is worth checking again."""
+DIFF_IDS = "diff_ids"
+"""Folder of the layout recording, per layer blob, the ``diff_id`` it was checked against."""
 REPAIR_HINT = "run `kitdsl cache verify --repair`, then pull again what it removed"
 
 
@@ -189,6 +191,26 @@ class ContentStore:
         with self.write_blob(digest=digest, size=len(data) if digest else None) as writer:
             writer.write(data)
         return writer.verifier.digest
+
+    # -- layers ----------------------------------------------------------------------------
+
+    def diff_id_checked(self, digest: str, diff_id: str) -> bool:
+        """True when the layer blob ``digest`` was found to uncompress to ``diff_id`` before.
+
+        Blobs are immutable and verified when written, so the check never needs repeating;
+        flattening an image again then skips hashing its uncompressed layers.
+        """
+        try:
+            return (self.root / DIFF_IDS / hex_of(digest)).read_text() == diff_id
+        except (OSError, ValueError):
+            return False
+
+    def note_diff_id(self, digest: str, diff_id: str) -> None:
+        """Remember that the layer blob ``digest`` uncompresses to ``diff_id``."""
+        with contextlib.suppress(OSError):  # only a shortcut is lost
+            atomic_write_bytes(
+                self.root / DIFF_IDS / hex_of(digest), diff_id.encode(), prefix=TEMP_PREFIX
+            )
 
     # -- locks -----------------------------------------------------------------------------
 

@@ -46,14 +46,14 @@ def write_initrd(
     """Write ``rootfs`` (less ``boot/``) to ``out`` as a gzip-compressed newc cpio padded to 4
     bytes; return the number of bytes written.
 
-    When ``rootfs`` is a :class:`SegmentedStream` and a ``cache`` is given, each keyed segment
-    is compressed on its own and kept, or copied from the cache when it is there: the bytes are
-    the same either way.
+    When ``rootfs`` is a :class:`SegmentedStream` each segment is compressed on its own; with
+    a ``cache``, keyed segments are kept, or copied from the cache when they are there. The
+    bytes are the same either way.
     """
     compression = compression or Compression()
     with GzipWriter(out, level=compression.level, threads=compression.threads) as gz:
         cpio = CpioWriter(gz)
-        if isinstance(rootfs, SegmentedStream) and cache is not None:
+        if isinstance(rootfs, SegmentedStream):
             _write_segments(rootfs, cpio, gz, encoding(compression), cache)
         else:
             for entry in rootfs:
@@ -66,17 +66,21 @@ def write_initrd(
 
 
 def _write_segments(
-    rootfs: SegmentedStream, cpio: CpioWriter, gz: GzipWriter, name: str, cache: SegmentCache
+    rootfs: SegmentedStream,
+    cpio: CpioWriter,
+    gz: GzipWriter,
+    name: str,
+    cache: SegmentCache | None,
 ) -> None:
     taps: list[SegmentTap] = []  # committed when their last block is written
     try:
         for segment in rootfs.segments():
-            cached = cache.get(name, segment.key)
+            cached = cache.get(name, segment.key) if cache is not None else None
             if cached is not None:
                 gz.append_compressed(cached.path, cached.crc, cached.length)
                 rootfs.reused(cached.directories)
                 continue
-            tap = cache.tap(name, segment.key)
+            tap = cache.tap(name, segment.key) if cache is not None else None
             gz.begin_segment(tap, tap.commit if tap is not None else None)
             if tap is not None:
                 taps.append(tap)

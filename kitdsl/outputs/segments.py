@@ -13,8 +13,9 @@ Iterating a :class:`SegmentedStream` gives its entries, as any stream, so a cons
 nothing of segments still works.
 
 The cache is a folder: ``<encoding>/<key[:2]>/<key>.seg`` holds the bytes, and ``<key>.json``
-beside it what else a reuse needs (the length, CRC-32 and size of the input for compressed
-encodings, the directories the segment holds). Both are written under temporary names and
+beside it what else a reuse needs (the size of the bytes, the length and CRC-32 of the input
+for compressed encodings, the directories the segment holds); a segment whose bytes are not
+the size recorded is ignored, and encoded again. Both are written under temporary names and
 renamed, the data first: a segment with its ``.json`` is complete. Reading a segment touches
 its ``.json``, so :meth:`SegmentCache.prune` can drop those not used for a while. A segment
 that cannot be written (a full disk) is warned about and skipped: the build still succeeds.
@@ -27,6 +28,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 TEMP_PREFIX = ".tmp-"
+FOLDERS = "folders"
 
 
 CODE = ("assemble", "outputs")
@@ -156,6 +159,7 @@ class SegmentTap:
     directories: list[str] = field(default_factory=list)
     """Filled by :meth:`SegmentedStream.read` while the segment is read."""
     _handle: Any = None
+    _written: int = 0
     _temporary: str = ""
     _failed: bool = False
     _committed: bool = False
@@ -175,6 +179,7 @@ class SegmentTap:
             return
         try:
             self._handle.write(data)
+            self._written += len(data)
         except OSError as error:
             self._fail(error)
 
@@ -185,7 +190,12 @@ class SegmentTap:
             return
         self._committed = True
         path = self.cache.path(self.encoding, self.key)
-        meta = {"length": length, "crc": crc, "directories": self.directories}
+        meta = {
+            "bytes": self._written,
+            "length": length,
+            "crc": crc,
+            "directories": self.directories,
+        }
         try:
             self._handle.close()
             os.replace(self._temporary, path)
@@ -248,11 +258,17 @@ class SegmentCache:
                 int(meta["crc"]),
                 tuple(str(name) for name in meta["directories"]),
             )
-            path.stat()
+            if path.stat().st_size != int(meta["bytes"]):
+                return None  # damaged: encode it again (and replace it)
             os.utime(meta_path)  # recently used: kept by prune
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return segment
+
+    def folder(self, key: str) -> Path:
+        """A folder for files extracted once and kept (a kernel image's parts): complete once
+        it holds a file named ``complete``, which :meth:`prune` also goes by."""
+        return self.root / FOLDERS / key
 
     def tap(self, encoding: str, key: str | None) -> SegmentTap | None:
         """A tap to keep a segment being encoded (``None`` for a segment without a key)."""
@@ -268,8 +284,8 @@ class SegmentCache:
         return count, total
 
     def prune(self, *, older_than: float = 0.0) -> tuple[int, int]:
-        """Delete segments not used for ``older_than`` seconds (all with 0) and leftovers of
-        interrupted writes; return (segments, bytes) freed."""
+        """Delete segments and folders not used for ``older_than`` seconds (all with 0) and
+        leftovers of interrupted writes; return (segments and folders, bytes) freed."""
         limit = time.time() - older_than
         count = total = 0
         for meta in self.root.glob("*/*/*.json"):
@@ -284,8 +300,16 @@ class SegmentCache:
             stale = path.name.startswith(TEMP_PREFIX) or (
                 path.suffix == ".seg" and not path.with_suffix(".json").exists()
             )
-            if stale:
+            if stale and path.parent.parent.name != FOLDERS:
                 with contextlib.suppress(OSError):
                     total += path.stat().st_size
                     path.unlink()
+        for folder in self.root.glob(f"{FOLDERS}/*"):
+            marker = folder / "complete"
+            with contextlib.suppress(OSError):
+                old = not marker.exists() or marker.stat().st_mtime <= limit
+                if folder.name.startswith(TEMP_PREFIX) or old:
+                    total += sum(f.stat().st_size for f in folder.iterdir())
+                    shutil.rmtree(folder)
+                    count += 0 if folder.name.startswith(TEMP_PREFIX) else 1
         return count, total
