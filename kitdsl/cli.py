@@ -223,7 +223,8 @@ def _register() -> None:
     # The image commands live in their own module; importing it adds them to ``app``.
     import kitdsl.cli_build
     import kitdsl.cli_images
-    import kitdsl.cli_manifest  # noqa: F401
+    import kitdsl.cli_manifest
+    import kitdsl.cli_run  # noqa: F401
 
 
 def main() -> None:

@@ -11,6 +11,8 @@ from kitdsl.cli import ArchOpt, DebugOpt, FilesArg, _set_debug, app
 from kitdsl.cli_images import (
     CacheOpt,
     CaOpt,
+    DebianKeyringOpt,
+    DebianMirrorOpt,
     DockerOpt,
     FrozenOpt,
     InsecureOpt,
@@ -56,6 +58,8 @@ def build(
     insecure: InsecureOpt = None,
     mirror: MirrorOpt = None,
     ca_cert: CaOpt = None,
+    debian_mirror: DebianMirrorOpt = None,
+    debian_keyring: DebianKeyringOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Build the system: fetch its images (the lockfile's pins win), assemble its root file
@@ -77,6 +81,8 @@ def build(
         insecure=insecure,
         mirror=mirror,
         ca_cert=ca_cert,
+        debian_mirror=debian_mirror,
+        debian_keyring=debian_keyring,
     )
     path = lock_path(files[-1])
     system = load_system(files)

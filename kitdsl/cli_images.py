@@ -47,6 +47,21 @@ CaOpt = Annotated[
     typer.Option("--ca-cert", help="Extra trusted CA certificates (file or folder)."),
 ]
 
+DebianMirrorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--debian-mirror",
+        help="The Debian archive packages are built from (default: $KITDSL_DEBIAN_MIRROR, "
+        "this machine's apt sources, or http://deb.debian.org/debian).",
+    ),
+]
+DebianKeyringOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--debian-keyring", help="Keys the Debian archive is signed with, if not Debian's."
+    ),
+]
+
 cache_app = typer.Typer(help="Inspect and maintain the image cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -61,6 +76,8 @@ def _options(
     insecure: list[str] | None = None,
     mirror: list[str] | None = None,
     ca_cert: list[Path] | None = None,
+    debian_mirror: str | None = None,
+    debian_keyring: Path | None = None,
 ) -> ImageOptions:
     from kitdsl.images import ImageOptions
 
@@ -79,6 +96,8 @@ def _options(
         insecure=tuple(insecure or ()),
         mirrors=mirrors,
         ca_certs=tuple(ca_cert or ()),
+        debian_mirror=debian_mirror,
+        debian_keyring=debian_keyring,
     )
 
 
@@ -94,6 +113,8 @@ def pull(
     insecure: InsecureOpt = None,
     mirror: MirrorOpt = None,
     ca_cert: CaOpt = None,
+    debian_mirror: DebianMirrorOpt = None,
+    debian_keyring: DebianKeyringOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Fetch every image of the system into the cache (the lockfile's pins win)."""
@@ -112,6 +133,8 @@ def pull(
         insecure=insecure,
         mirror=mirror,
         ca_cert=ca_cert,
+        debian_mirror=debian_mirror,
+        debian_keyring=debian_keyring,
     )
     path = lock_path(files[-1])
     system = load_system(files)
@@ -145,6 +168,8 @@ def lock(
     insecure: InsecureOpt = None,
     mirror: MirrorOpt = None,
     ca_cert: CaOpt = None,
+    debian_mirror: DebianMirrorOpt = None,
+    debian_keyring: DebianKeyringOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Write FILE.lock beside the system: every image pinned to digests per platform."""
@@ -153,7 +178,15 @@ def lock(
     from kitdsl.load import load_system
     from kitdsl.lockfile import Lockfile, lock_path
 
-    options = _options(cache=cache, pull=pull, insecure=insecure, mirror=mirror, ca_cert=ca_cert)
+    options = _options(
+        cache=cache,
+        pull=pull,
+        insecure=insecure,
+        mirror=mirror,
+        ca_cert=ca_cert,
+        debian_mirror=debian_mirror,
+        debian_keyring=debian_keyring,
+    )
     path = lock_path(files[-1])
     previous = Lockfile.read(path)
     names = None if update is None else ([] if update == ["all"] else update)

@@ -16,6 +16,10 @@ scripts can tell failures apart; the CLI prints tracebacks only with ``--debug``
 | 8 | :class:`CacheError`: the image cache is damaged or cannot be used |
 | 9 | :class:`LockError`: the lockfile does not match the system (``--frozen``) |
 | 10 | :class:`PackageError`: a distribution package could not be got, verified or resolved |
+| 13 | :class:`RunError`: a system could not be booted or driven (qemu missing, files missing) |
+
+``kitdsl run`` also exits with the guest's outcome: 0 when it powered off, 11 after a kernel
+panic, 12 when it rebooted, 124 when ``--timeout`` ran out and 130 when it was stopped.
 """
 
 from __future__ import annotations
@@ -140,3 +144,9 @@ class PackageError(KitError):
     a dependency cannot be satisfied, a download failed or a package file is malformed."""
 
     exit_code = 10
+
+
+class RunError(KitError):
+    """qemu cannot be run, a boot file is missing, or qemu failed by itself."""
+
+    exit_code = 13

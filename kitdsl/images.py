@@ -7,6 +7,7 @@ the lockfile records what tags meant — so the command line stays a thin shell 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from kitdsl.oci.cache import Cache
 from kitdsl.oci.docker_source import DockerSource
 from kitdsl.oci.media import Platform
 from kitdsl.oci.registry import RegistryClient
+from kitdsl.pkg.build import package_builder
+from kitdsl.pkg.context import package_context
+from kitdsl.pkg.system import context_for, lock_packages
 from kitdsl.plan import Reporter, fetch_images, host_platform
 from kitdsl.plan.images import ResolvedImage
 
@@ -42,6 +46,11 @@ class ImageOptions:
     """Mirrors tried first for a registry domain (``docker.io``)."""
     ca_certs: tuple[Path, ...] = ()
     """Extra trusted CA certificates."""
+    debian_mirror: str | None = None
+    """The Debian archive packages are built from (default: ``$KITDSL_DEBIAN_MIRROR``, this
+    machine's apt sources, or Debian's own)."""
+    debian_keyring: Path | None = None
+    """Keys the Debian archive is signed with, when it is not Debian's."""
 
     def client(self) -> RegistryClient:
         """A registry client configured from these options."""
@@ -77,9 +86,17 @@ def pull_system(
     if frozen_lock is not None:
         lock = check_frozen(lock, system, [str(platform)], frozen_lock)
     cache = Cache.open(options.cache_dir)
+    packages = context_for(
+        platform,
+        cache_dir=cache.root,
+        lock=lock,
+        frozen=frozen_lock is not None,
+        mirror=options.debian_mirror,
+        keyring=options.debian_keyring,
+    )
     # The lease keeps a concurrent `kitdsl cache prune` from deleting what this pull has
     # fetched before it records the names.
-    with cache.lease(), options.client() as client:
+    with cache.lease(), options.client() as client, package_context(packages):
         resolver = ImageResolver(
             cache,
             client,
@@ -87,9 +104,17 @@ def pull_system(
             docker=DockerSource(cache) if options.docker else None,
             pins=lock.pin if lock is not None else None,
         )
-        images = fetch_images(
-            system, resolver, platform=platform, jobs=options.jobs, reporter=reporter
-        )
+        try:
+            images = fetch_images(
+                system,
+                resolver,
+                platform=platform,
+                jobs=options.jobs,
+                reporter=reporter,
+                builder=package_builder(cache, packages),
+            )
+        finally:
+            packages.close()
         recorded = resolver.commit()
     return Pulled(images=images, recorded=tuple(recorded))
 
@@ -116,7 +141,17 @@ def lock_images(
             index = resolved.index.digest if resolved.index is not None else None
             return index, resolved.manifest.digest
 
-        return lock_system(system, resolve, platforms=wanted, previous=previous, update=update)
+        locked = lock_system(system, resolve, platforms=wanted, previous=previous, update=update)
+    packages = lock_packages(
+        system,
+        [Platform.parse(platform) for platform in wanted],
+        cache_dir=cache.root,
+        previous=previous,
+        update=update,
+        mirror=options.debian_mirror,
+        keyring=options.debian_keyring,
+    )
+    return dataclasses.replace(locked, packages=packages)
 
 
 def _host() -> Platform:

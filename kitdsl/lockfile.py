@@ -1,4 +1,5 @@
-"""Lockfiles: every image reference of a system pinned to digests, per platform.
+"""Lockfiles: every image reference of a system pinned to digests, per platform, and every
+package built from Debian pinned to its exact ``.deb`` files.
 
 ``kitdsl lock systems/edge.py`` writes ``systems/edge.lock``. A build reads it when present and
 uses the pinned digests instead of asking registries what a tag means today; ``--frozen`` fails
@@ -48,11 +49,26 @@ class LockedImage:
 
 
 @dataclass(frozen=True)
+class LockedPackage:
+    """A package built from Debian: the digest of its definition when it was locked, and per
+    platform the ``.deb`` files it resolved to (:class:`kitdsl.pkg.debian.PackageLock` data)."""
+
+    definition: str
+    closures: Mapping[str, Mapping[str, Any]]
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"definition": self.definition, "closures": dict(sorted(self.closures.items()))}
+
+
+@dataclass(frozen=True)
 class Lockfile:
-    """The pins of a system: canonical image reference → :class:`LockedImage`."""
+    """The pins of a system: canonical image reference → :class:`LockedImage`, and package
+    repository (``kitdsl/httpd``) → :class:`LockedPackage`."""
 
     images: Mapping[str, LockedImage] = field(default_factory=dict)
     platforms: tuple[str, ...] = ("linux/amd64",)
+    packages: Mapping[str, LockedPackage] = field(default_factory=dict)
 
     def pin(self, ref: str, platform: Platform | str) -> str | None:
         """The pinned manifest digest of ``ref`` for ``platform``, if any (``arm64`` and
@@ -66,11 +82,12 @@ class Lockfile:
             name: {"index": image.index, "manifests": dict(sorted(image.manifests.items()))}
             for name, image in sorted(self.images.items())
         }
-        text = json.dumps(
-            {"platforms": sorted(self.platforms), "images": pins},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        document: dict[str, Any] = {"platforms": sorted(self.platforms), "images": pins}
+        if self.packages:
+            document["packages"] = {
+                name: package.to_data() for name, package in sorted(self.packages.items())
+            }
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def to_json(self) -> str:
@@ -81,6 +98,10 @@ class Lockfile:
             "checksum": self.checksum(),
             "images": {name: image.to_data() for name, image in sorted(self.images.items())},
         }
+        if self.packages:
+            data["packages"] = {
+                name: package.to_data() for name, package in sorted(self.packages.items())
+            }
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
@@ -114,6 +135,10 @@ class Lockfile:
                     for name, entry in data["images"].items()
                 },
                 platforms=tuple(data["platforms"]),
+                packages={
+                    name: LockedPackage(entry["definition"], dict(entry["closures"]))
+                    for name, entry in data.get("packages", {}).items()
+                },
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise LockError(
@@ -152,10 +177,12 @@ def lock_path(system_file: str) -> Path:
 
 
 def system_images(system: System) -> dict[str, tuple[str, ...]]:
-    """Every image the system uses (canonical reference) → the components using it."""
+    """Every image the system fetches (canonical reference) → the components using it."""
     uses: dict[str, list[str]] = {}
 
     def add(image: str | ImageProvider, component: str) -> None:
+        if not isinstance(image, str):
+            return  # built here, not fetched: packages are pinned by what they are made of
         ref = reference.image_key(image_reference(image))
         uses.setdefault(ref, []).append(component)
 

@@ -235,27 +235,26 @@ class Package(ImageProvider):
         return "localhost/pkg/tools:dev"
 
 
-def test_provider_images_get_a_build_step_before_resolving() -> None:
+def test_provider_images_are_built_not_resolved() -> None:
     system = System(services=[Service(name="tools", image=Package())])
     image_plan = plan_images(system, MemorySource(), platform=AMD64)
-    resolve = image_plan.plan["resolve localhost/pkg/tools:dev linux/amd64"]
-    assert resolve.deps == ("build localhost/pkg/tools:dev",)
+    ready = image_plan.plan["image localhost/pkg/tools:dev linux/amd64"]
+    assert ready.deps == ("build localhost/pkg/tools:dev",)
+    assert "resolve localhost/pkg/tools:dev linux/amd64" not in image_plan.plan
     assert "build localhost/pkg/tools:dev (Package)" in render_plan(image_plan.plan)
     with pytest.raises(ImageError, match="building images is not supported yet"):
         execute(image_plan.plan)
 
     built: list[str] = []
+    made = ResolvedImage("localhost/pkg/tools:dev", blob("m"), blob("c"), (blob("tools"),))
 
-    def builder(provider: ImageProvider, _: StepContext) -> None:
+    def builder(provider: ImageProvider, _: StepContext) -> ResolvedImage:
         built.append(provider.reference)
-        IMAGES[provider.reference] = ["tools"]
+        return made
 
-    try:
-        images = fetch_images(system, MemorySource(), platform=AMD64, builder=builder)
-    finally:
-        del IMAGES["localhost/pkg/tools:dev"]
+    images = fetch_images(system, MemorySource(), platform=AMD64, builder=builder)
     assert built == ["localhost/pkg/tools:dev"]
-    assert images["services/tools"][0].layers == (blob("tools"),)
+    assert images["services/tools"] == (made,)
 
 
 def test_plain_progress_prints_a_line_per_step_start_and_finish() -> None:

@@ -74,8 +74,9 @@ class CachedImageSource(Protocol):
         ...
 
 
-Builder = Callable[[ImageProvider, StepContext], None]
-"""Builds a provider's image so that resolving its reference finds it."""
+Builder = Callable[[ImageProvider, StepContext], ResolvedImage]
+"""Builds a provider's image (into the cache, unless it is there already) and says what it
+is."""
 
 
 @dataclass(frozen=True)
@@ -221,9 +222,9 @@ def _add_image(
     resolve_key = f"resolve {ref} {platform}"
     ready_key = f"image {ref} {platform}"
     ready_label = f"image {ref} for {platform} ready"
-    deps: tuple[str, ...] = ()
     providers = [use.image for use in uses if not isinstance(use.image, str)]
     if providers:
+        # Built here (or found built in the cache): nothing to resolve or fetch.
         provider = providers[0]
         build = plan.add(
             Step(
@@ -235,7 +236,17 @@ def _add_image(
                 rows=(row,),
             )
         )
-        deps = (build.key,)
+        plan.add(
+            Step(
+                key=ready_key,
+                kind="image",
+                label=ready_label,
+                run=lambda context: context.result(build.key),
+                components=components,
+                deps=(build.key,),
+            )
+        )
+        return ready_key
     known = source.cached(ref, platform) if isinstance(source, CachedImageSource) else None
 
     def resolve(context: StepContext) -> ResolvedImage:
@@ -251,7 +262,6 @@ def _add_image(
             label=f"resolve {ref} for {platform}",
             run=resolve,
             components=components,
-            deps=deps,
             rows=(row,),
             pending=None if known else PENDING_LAYERS,
         )
@@ -329,7 +339,7 @@ class _NoSource:
         raise ImageError(f"cannot fetch {descriptor.digest}: no image source")
 
 
-def _no_builder(provider: ImageProvider, context: StepContext) -> None:
+def _no_builder(provider: ImageProvider, context: StepContext) -> ResolvedImage:
     raise ImageError(
         f"{provider.reference} is made by a {type(provider).__name__}, and building images "
         "is not supported yet",
