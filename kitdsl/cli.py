@@ -224,6 +224,7 @@ def _register() -> None:
     import kitdsl.cli_build
     import kitdsl.cli_images
     import kitdsl.cli_manifest
+    import kitdsl.cli_pkg
     import kitdsl.cli_run  # noqa: F401
 
 

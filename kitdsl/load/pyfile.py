@@ -76,6 +76,16 @@ def load_system_file(spec: str | SystemSpec) -> System:
         return _take_system(module, spec)
 
 
+def load_namespace(path: Path) -> dict[str, object]:
+    """Import a Python file in isolation, as a system file is, and return its module-level
+    names (for ``kitdsl pkg``, which takes the packages a file defines)."""
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}", hint="give the path of a Python file")
+    root = project_root(path)
+    with isolated_imports(root) as tracker:
+        return dict(vars(_execute(path, root, tracker)))
+
+
 def _entry_name(path: Path, root: Path, tracker: ImportTracker) -> str:
     """The module name of the entry file: its dotted path in the project when that works
     (so relative imports do), else a name of its own."""

@@ -131,7 +131,8 @@ class Package(Model, ImageProvider):
         return f"{self.repository}:{current_context().resolved(self).tag}"
 
     def definition(self) -> dict[str, Any]:
-        """What the user wrote, as plain data (base packages by reference): part of the tag."""
-        data = self.model_dump(mode="json", exclude={"base"})
+        """What the user wrote, as plain data: part of the tag. Base packages count by their
+        tags, and ``org`` not at all (pushing a package elsewhere does not change it)."""
+        data = self.model_dump(mode="json", exclude={"base", "org"})
         data["kind"] = self.kind
         return data
