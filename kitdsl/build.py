@@ -23,16 +23,16 @@ runs again; images still come from the image cache.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kitdsl.assemble.epoch import generated_mtime
 from kitdsl.assemble.rootfs import assemble
 from kitdsl.dsl.system import System
-from kitdsl.fsutil import atomic_write_text
+from kitdsl.fsutil import atomic_write_text, file_sha256
 from kitdsl.images import ImageOptions, Pulled, pull_system
 from kitdsl.load.file_sources import source_path
 from kitdsl.load.linuxkit_yaml import system_data
@@ -40,7 +40,7 @@ from kitdsl.lockfile import Lockfile
 from kitdsl.oci.cache import Cache
 from kitdsl.outputs import Target, get, write_outputs
 from kitdsl.outputs.segments import SegmentCache, code_digest, key_of
-from kitdsl.plan import Reporter
+from kitdsl.plan import Reporter, host_platform
 
 __all__ = ["ASSEMBLED", "build_system", "segment_cache"]
 
@@ -75,26 +75,30 @@ def build_system(
     for name in chosen:
         get(name)
     pulled = pull_system(system, options, lock=lock, frozen_lock=frozen_lock, reporter=reporter)
-    stamp = _Stamp(target, _build_key(system, pulled, chosen, target))
+    stamp = _Stamp(target, _build_key(system, pulled, chosen, target, options))
     if not rebuild and (found := stamp.up_to_date()) is not None:
         return found
     cache = Cache.open(options.cache_dir)
     segments = segment_cache(cache, reuse=not rebuild)
     # The lease keeps a concurrent `kitdsl cache prune` away from the blobs being read.
-    with cache.lease(), assemble(system, pulled, cache, cache=segments) as (boot, rootfs):
+    platform = options.platform or host_platform()
+    assembled = assemble(system, pulled, cache, cache=segments, platform=platform)
+    with cache.lease(), assembled as (boot, rootfs):
         written = write_outputs(chosen, rootfs, boot, target, segments)
     stamp.record(written)
     return written
 
 
-def _build_key(system: System, pulled: Pulled, formats: list[str], target: Target) -> str:
+def _build_key(
+    system: System, pulled: Pulled, formats: list[str], target: Target, options: ImageOptions
+) -> str:
     """A digest of everything the outputs depend on."""
     base = Path(os.path.abspath(system.origin.file)).parent if system.origin else None
     sources = {}
     for file in system.files:
         path = source_path(file)
         if path is not None and path.is_file():
-            sources[str(path)] = _file_digest(path)
+            sources[str(path)] = file_sha256(path)
     images = {
         component: [image.manifest.digest for image in found]
         for component, found in sorted(pulled.images.items())
@@ -107,15 +111,9 @@ def _build_key(system: System, pulled: Pulled, formats: list[str], target: Targe
         formats=formats,
         name=target.name,
         level=target.compression.level,
+        platform=str(options.platform or host_platform()),
+        mtime=generated_mtime(),
     )
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Stamp:

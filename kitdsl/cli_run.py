@@ -22,7 +22,9 @@ def qemu(
         Path | None,
         typer.Argument(
             help="The build to boot, by its prefix: out/edge boots out/edge-kernel with "
-            "out/edge-initrd.img (or out/edge-squashfs.img) and out/edge-cmdline.",
+            "out/edge-initrd.img (or out/edge-squashfs.img) and out/edge-cmdline; or a system "
+            "file (edge.py, edge.py:NAME, linuxkit.yml), built first into the current folder "
+            "(as kitdsl build does).",
             metavar="OUTPUT",
         ),
     ] = None,
@@ -87,6 +89,10 @@ def qemu(
             "--qemu", help="The qemu binary (default qemu-system-x86_64).", metavar="PATH"
         ),
     ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="The image cache, when OUTPUT is a system file to build."),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Boot a built system under qemu with its console on this terminal; the exit code tells
@@ -102,6 +108,8 @@ def qemu(
     if output is not None:
         if initrd is not None or cmdline is not None:
             raise UsageError("--initrd and --cmdline go with --kernel, not with OUTPUT")
+        if _is_system_file(str(output)):
+            output = _build(str(output), cache)
         spec = BootSpec.from_output(output)
         log: Path | None = console_log or spec.kernel.with_name(
             spec.kernel.name.removesuffix("-kernel") + "-console.log"
@@ -136,6 +144,33 @@ def qemu(
     )
     status(describe_result(result, timeout))
     raise typer.Exit(result.exit_code)
+
+
+def _is_system_file(text: str) -> bool:
+    path = text.split(".py:", 1)[0] + (".py" if ".py:" in text else "")
+    return path.endswith((".py", ".yml", ".yaml")) and Path(path).is_file()
+
+
+def _build(file: str, cache: Path | None) -> Path:
+    """Build ``file`` as ``kitdsl build FILE`` does (kernel+initrd, into the current folder);
+    return the prefix of what it wrote."""
+    from kitdsl.build import build_system
+    from kitdsl.cli_images import _options
+    from kitdsl.load import load_system
+    from kitdsl.lockfile import Lockfile, lock_path
+    from kitdsl.outputs import Target
+    from kitdsl.plan import choose_reporter
+
+    name = Path(file.split(":", 1)[0]).stem
+    build_system(
+        load_system([file]),
+        _options(cache=cache),
+        ["kernel+initrd"],
+        Target(Path("."), name),
+        lock=Lockfile.read(lock_path(file)),
+        reporter=choose_reporter(),
+    )
+    return Path(name)
 
 
 def _interrupt(signum: int, frame: object) -> None:

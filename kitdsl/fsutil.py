@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -44,3 +45,9 @@ def fsync_dir(folder: Path) -> None:
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode(), mode=mode)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's contents, in hex."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

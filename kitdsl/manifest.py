@@ -2,7 +2,8 @@
 
 One line per path of the root file system (type, mode, owner, size, the sha256 of a file's
 contents or a link's target), a section per container (its image, command, capabilities, mounts
-and namespaces, read from the bundle's ``config.json``) and the kernel (sha256, command line)::
+and namespaces, read from the bundle's ``config.json``), a section per volume (its image,
+format and access) and the kernel (sha256, command line)::
 
     with assemble(system, pulled, cache) as (boot, rootfs):
         manifest = manifest_of(rootfs, boot)
@@ -42,6 +43,8 @@ __all__ = [
     "ManifestDiff",
     "PathChange",
     "PathInfo",
+    "VolumeChange",
+    "VolumeInfo",
     "diff_manifests",
     "is_tar",
     "load_manifest",
@@ -55,6 +58,8 @@ FORMAT = 1
 _CHUNK = 1 << 20
 _CONFIG_LIMIT = 16 << 20  # a bundle's config.json larger than this is not a bundle's
 _CONTAINER_SECTIONS = ("onboot", "onshutdown", "services")
+_VOLUMES = "containers/volumes"
+_BLANK_SOURCE = "empty"  # LINUXKIT.source of a blank volume's folders
 _TYPES = {
     tarfile.REGTYPE: "f",
     tarfile.AREGTYPE: "f",
@@ -133,6 +138,34 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class VolumeInfo:
+    """One volume, from its folders under ``containers/volumes/``."""
+
+    name: str
+    image: str
+    """The image that fills it (its folders' ``LINUXKIT.source`` record), or ``""`` for a
+    blank volume."""
+    format: str
+    """``oci`` when ``lower/`` holds an OCI image layout, else ``filesystem``."""
+    access: str
+    """``rw``, or ``ro`` for a read-only volume (one without ``tmp/``, which the init then
+    mounts read-only)."""
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def lines(self) -> list[str]:
+        """The manifest section's lines, header first."""
+        return [
+            f"[volume {_quote(self.name)}]",
+            f"image {self.image or '-'}",
+            f"format {self.format}",
+            f"access {self.access}",
+        ]
+
+
+@dataclass(frozen=True)
 class KernelInfo:
     """The kernel parts."""
 
@@ -156,14 +189,19 @@ class Manifest:
     paths: tuple[PathInfo, ...]
     """Sorted by path."""
     containers: tuple[ContainerInfo, ...] = ()
-    """Sorted by section, then name."""
+    """Sorted by section, then bundle folder."""
     kernel: KernelInfo = field(default_factory=lambda: KernelInfo("", ""))
+    volumes: tuple[VolumeInfo, ...] = ()
+    """Sorted by name."""
 
     def to_text(self) -> str:
-        """Readable, stable text: one line per path, after the kernel and container sections."""
+        """Readable, stable text: one line per path, after the kernel, container and volume
+        sections."""
         lines = [f"# kitdsl manifest {FORMAT}", *self.kernel.lines()]
-        for container in self.containers:
-            lines += ["", *container.lines()]
+        sections = [item.lines() for item in self.containers]
+        sections += [item.lines() for item in self.volumes]
+        for section in sections:
+            lines += ["", *section]
         lines += ["", "[paths]", *(info.line() for info in self.paths)]
         return "\n".join(lines) + "\n"
 
@@ -173,6 +211,7 @@ class Manifest:
             "format": FORMAT,
             "kernel": asdict(self.kernel),
             "containers": [asdict(container) for container in self.containers],
+            "volumes": [asdict(volume) for volume in self.volumes],
             "paths": [asdict(info) for info in self.paths],
         }
         return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -190,10 +229,14 @@ def manifest_of(rootfs: Iterable[Entry], boot: Boot | None = None) -> Manifest:
     """The manifest of a root file system stream and its kernel parts (read in one pass)."""
     paths: dict[str, PathInfo] = {}
     containers: dict[str, ContainerInfo] = {}
+    volume_sources: dict[str, str] = {}  # volume → its lower/'s LINUXKIT.source
     for entry in rootfs:
         name = _clean(entry.info.name)
         if not name:
             continue
+        volume = _volume_folder(name)
+        if volume is not None and name.endswith("/lower"):
+            volume_sources[volume] = entry.info.pax_headers.get("LINUXKIT.source", "")
         container_path = _container_path(name)
         document = None
         if container_path is not None and entry.info.isreg() and entry.info.size < _CONFIG_LIMIT:
@@ -210,6 +253,7 @@ def manifest_of(rootfs: Iterable[Entry], boot: Boot | None = None) -> Manifest:
         paths=tuple(paths[name] for name in sorted(paths)),
         containers=tuple(containers[key] for key in sorted(containers)),
         kernel=_kernel(boot),
+        volumes=_volumes(paths, volume_sources),
     )
 
 
@@ -237,7 +281,7 @@ def tar_manifest(path: Path) -> Manifest:
     kernel = KernelInfo(
         boot.get("boot/kernel", ""), boot.get("cmdline", ""), boot.get("boot/ucode.cpio", "")
     )
-    return Manifest(manifest.paths, manifest.containers, kernel)
+    return Manifest(manifest.paths, manifest.containers, kernel, manifest.volumes)
 
 
 def system_manifest(
@@ -265,7 +309,10 @@ def system_manifest(
     pins = Lockfile.read(lock_path(files[-1])) if lock else None
     pulled = pull_system(system, options, lock=pins, reporter=reporter)
     cache = Cache.open(options.cache_dir)
-    with cache.lease(), assemble(system, pulled, cache) as (boot, rootfs):
+    with (
+        cache.lease(),
+        assemble(system, pulled, cache, platform=options.platform) as (boot, rootfs),
+    ):
         return manifest_of(rootfs, boot)
 
 
@@ -376,6 +423,32 @@ def _container_path(name: str) -> str | None:
     return None
 
 
+def _volume_folder(name: str) -> str | None:
+    """The volume ``name`` is in (``containers/volumes/<volume>/...``), if any."""
+    parts = name.split("/")
+    if len(parts) >= 4 and "/".join(parts[:2]) == _VOLUMES:
+        return parts[2]
+    return None
+
+
+def _volumes(paths: dict[str, PathInfo], sources: dict[str, str]) -> tuple[VolumeInfo, ...]:
+    names = sorted({volume for name in paths if (volume := _volume_folder(name)) is not None})
+    volumes = []
+    for name in names:
+        folder = f"{_VOLUMES}/{name}"
+        source = sources.get(name, "")
+        layout = paths.get(f"{folder}/lower/oci-layout")
+        volumes.append(
+            VolumeInfo(
+                name=name,
+                image="" if source == _BLANK_SOURCE else source,
+                format="oci" if layout is not None and layout.type == "f" else "filesystem",
+                access="rw" if f"{folder}/tmp" in paths else "ro",
+            )
+        )
+    return tuple(volumes)
+
+
 def _container(key: str, entry: Entry, document: bytes) -> ContainerInfo:
     section, name = key.split("/")
     try:
@@ -459,6 +532,28 @@ class ContainerChange:
 
 
 @dataclass(frozen=True)
+class VolumeChange:
+    """A volume both manifests have, changed, or one only one of them has."""
+
+    key: str
+    changes: tuple[str, ...]
+    """The changed fields (``image``, ``format``, ``access``), or ``added`` / ``removed``."""
+    before: VolumeInfo | None
+    after: VolumeInfo | None
+
+    def lines(self) -> list[str]:
+        if self.before is None:
+            return [f"+ volume {_quote(self.key)}"]
+        if self.after is None:
+            return [f"- volume {_quote(self.key)}"]
+        lines = [f"~ volume {_quote(self.key)}"]
+        for what in self.changes:
+            old, new = getattr(self.before, what), getattr(self.after, what)
+            lines.append(f"    {what}: {_show(old)} -> {_show(new)}")
+        return lines
+
+
+@dataclass(frozen=True)
 class ManifestDiff:
     """What changed from one manifest to another; false when nothing did."""
 
@@ -469,9 +564,17 @@ class ManifestDiff:
     kernel: tuple[str, ...] = ()
     """Changed kernel fields: ``digest``, ``cmdline``, ``ucode``."""
     kernels: tuple[KernelInfo, KernelInfo] | None = None
+    volumes: tuple[VolumeChange, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.containers or self.kernel)
+        return bool(
+            self.added
+            or self.removed
+            or self.changed
+            or self.containers
+            or self.volumes
+            or self.kernel
+        )
 
     def to_text(self) -> str:
         """One line per difference: ``+`` added, ``-`` removed, ``~`` changed."""
@@ -483,6 +586,8 @@ class ManifestDiff:
                 lines.append(f"~ kernel {what}: {_show(old)} -> {_show(new)}")
         for container in self.containers:
             lines += container.lines()
+        for volume in self.volumes:
+            lines += volume.lines()
         lines += [f"+ {info.line()}" for info in self.added]
         lines += [f"- {info.line()}" for info in self.removed]
         lines += [change.line() for change in self.changed]
@@ -496,6 +601,7 @@ class ManifestDiff:
             "removed": [info.path for info in self.removed],
             "changed": {change.path: list(change.changes) for change in self.changed},
             "containers": {change.key: list(change.changes) for change in self.containers},
+            "volumes": {change.key: list(change.changes) for change in self.volumes},
             "kernel": list(self.kernel),
         }
         return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -526,6 +632,19 @@ def diff_manifests(before: Manifest, after: Manifest) -> ManifestDiff:
         different = tuple(what for what in fields if getattr(a, what) != getattr(b, what))
         if different:
             containers.append(ContainerChange(key, different, a, b))
+    old_volumes = {volume.key: volume for volume in before.volumes}
+    new_volumes = {volume.key: volume for volume in after.volumes}
+    volumes = []
+    for key in sorted(old_volumes.keys() | new_volumes.keys()):
+        x, y = old_volumes.get(key), new_volumes.get(key)
+        if x is None or y is None:
+            volumes.append(VolumeChange(key, ("added" if x is None else "removed",), x, y))
+            continue
+        differ = tuple(
+            what for what in ("image", "format", "access") if getattr(x, what) != getattr(y, what)
+        )
+        if differ:
+            volumes.append(VolumeChange(key, differ, x, y))
     kernel = tuple(
         what
         for what in ("digest", "cmdline", "ucode")
@@ -538,6 +657,7 @@ def diff_manifests(before: Manifest, after: Manifest) -> ManifestDiff:
         containers=tuple(containers),
         kernel=kernel,
         kernels=(before.kernel, after.kernel),
+        volumes=tuple(volumes),
     )
 
 

@@ -314,7 +314,9 @@ volumes = optional_fields(
 file_paths = st.builds(
     "{}{}{}".format,
     st.sampled_from(["", "/"]),
-    st.lists(segments.filter(lambda part: part != ".."), min_size=1, max_size=3).map("/".join),
+    st.lists(segments.filter(lambda part: part not in (".", "..")), min_size=1, max_size=3).map(
+        "/".join
+    ),
     st.sampled_from(["", "/"]),
 )
 

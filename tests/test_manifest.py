@@ -113,6 +113,49 @@ def test_diff_names_what_changed() -> None:
     assert diff_manifests(before, before).to_text() == ""
 
 
+def volume_stream(image: str, *, readonly: bool, oci: bool) -> list[Entry]:
+    """The folders of volume ``data`` as the assembler writes them."""
+    lower = Entry.directory("containers/volumes/data/lower")
+    lower.info.pax_headers = {"LINUXKIT.source": image or "empty"}
+    stream = [Entry.directory("containers"), Entry.directory("containers/volumes")]
+    stream += [Entry.directory("containers/volumes/data"), lower]
+    if oci:
+        stream.append(Entry.file("containers/volumes/data/lower/oci-layout", b"{}"))
+    if not readonly:
+        stream.append(Entry.directory("containers/volumes/data/tmp"))
+    return [*stream, Entry.directory("containers/volumes/data/merged")]
+
+
+def test_volume_sections_and_their_changes() -> None:
+    blank = manifest_of(volume_stream("", readonly=False, oci=False))
+    assert (
+        textwrap.dedent("""\
+        [volume data]
+        image -
+        format filesystem
+        access rw
+
+        [paths]
+        """)
+        in blank.to_text()
+    )
+    filled = manifest_of(volume_stream("example.org/data:2", readonly=True, oci=True))
+    assert json.loads(filled.to_json())["volumes"] == [
+        {"name": "data", "image": "example.org/data:2", "format": "oci", "access": "ro"}
+    ]
+    changes = diff_manifests(blank, filled)
+    assert changes.to_text().splitlines()[:4] == [
+        "~ volume data",
+        "    image: - -> example.org/data:2",
+        "    format: filesystem -> oci",
+        "    access: rw -> ro",
+    ]
+    assert json.loads(changes.to_json())["volumes"] == {"data": ["image", "format", "access"]}
+    gone = diff_manifests(blank, manifest_of([]))
+    assert gone.to_text().splitlines()[0] == "- volume data"
+    assert not diff_manifests(filled, filled)
+
+
 # --- built systems: the real registry ------------------------------------------------------
 
 SYSTEM = """

@@ -9,11 +9,13 @@ a system can apply it or not, before the entries are moved under their prefix:
   ``etc/resolv.conf`` (a file saying none is configured, or a symbolic link for init images
   and volumes), ``dev/pts`` and ``dev/shm`` (empty directories; anything the image had inside
   them stays);
-* kept with the modification time set to :data:`DEFAULT_MTIME`: ``dev``, ``etc``, ``proc``,
-  ``sys`` (replaced by a directory if the image has something else there) and ``etc/mtab``;
+* kept with the modification time set to the build's time for made-up entries
+  (:data:`DEFAULT_MTIME` unless ``SOURCE_DATE_EPOCH`` says otherwise, see
+  :mod:`kitdsl.assemble.epoch`): ``dev``, ``etc``, ``proc``, ``sys`` (replaced by a directory if
+  the image has something else there) and ``etc/mtab``;
 * added when missing ("touch" entries): ``dev/``, ``dev/pts/``, ``dev/shm/``, ``etc/``,
   ``etc/hosts``, ``etc/mtab -> /proc/mounts``, ``etc/resolv.conf``, ``proc/``, ``sys/``, owned
-  by root and dated :data:`DEFAULT_MTIME`.
+  by root and dated with that time.
 
 The stream keeps the order :meth:`FlatImage.entries` gives (added entries go where they sort),
 and each path still appears once. A hard link whose target was dropped or replaced takes over
@@ -61,33 +63,37 @@ REPLACED = frozenset({"dev/pts", "dev/shm", "etc/hosts", "etc/resolv.conf"})
 CLAMPED = frozenset({"dev", "etc", "proc", "sys", "etc/mtab"})
 
 
-def touch_entries(resolv_conf: str | None = None) -> dict[str, LayerEntry]:
-    """LinuxKit's own entries, by path; ``resolv_conf`` as in :func:`linuxkit_filter`."""
-    touch = {name: LayerEntry(_info(name, tarfile.DIRTYPE, 0o755)) for name in TOUCH_DIRS}
-    touch["etc/hosts"] = _file("etc/hosts", HOSTS)
-    mtab = _info("etc/mtab", tarfile.SYMTYPE, 0o755)
+def touch_entries(
+    resolv_conf: str | None = None, *, mtime: int = DEFAULT_MTIME
+) -> dict[str, LayerEntry]:
+    """LinuxKit's own entries, by path; ``resolv_conf`` and ``mtime`` as in
+    :func:`linuxkit_filter`."""
+    touch = {name: LayerEntry(_info(name, tarfile.DIRTYPE, 0o755, mtime)) for name in TOUCH_DIRS}
+    touch["etc/hosts"] = _file("etc/hosts", HOSTS, mtime)
+    mtab = _info("etc/mtab", tarfile.SYMTYPE, 0o755, mtime)
     mtab.linkname = "/proc/mounts"
     touch["etc/mtab"] = LayerEntry(mtab)
     if resolv_conf is None:
-        touch["etc/resolv.conf"] = _file("etc/resolv.conf", NO_RESOLV_CONF)
+        touch["etc/resolv.conf"] = _file("etc/resolv.conf", NO_RESOLV_CONF, mtime)
     else:
-        link = _info("etc/resolv.conf", tarfile.SYMTYPE, 0o644)
+        link = _info("etc/resolv.conf", tarfile.SYMTYPE, 0o644, mtime)
         link.linkname = resolv_conf
         touch["etc/resolv.conf"] = LayerEntry(link)
     return touch
 
 
 def linuxkit_filter(
-    entries: Iterable[LayerEntry], *, resolv_conf: str | None = None
+    entries: Iterable[LayerEntry], *, resolv_conf: str | None = None, mtime: int = DEFAULT_MTIME
 ) -> Iterator[LayerEntry]:
     """``entries`` (in :meth:`FlatImage.entries` order) changed as LinuxKit changes them.
 
     ``resolv_conf``: ``None`` writes ``etc/resolv.conf`` as a file saying no resolver is
     configured (containers); a path makes it a symbolic link there (LinuxKit uses
-    :data:`RESOLVCONF_LINK` for init images and volumes). Raises :class:`ValueError` if the
-    entries are not in that order, since missing entries could then not be placed.
+    :data:`RESOLVCONF_LINK` for init images and volumes). ``mtime`` dates the entries made or
+    clamped here. Raises :class:`ValueError` if the entries are not in that order, since
+    missing entries could then not be placed.
     """
-    touch = touch_entries(resolv_conf)
+    touch = touch_entries(resolv_conf, mtime=mtime)
     pending = sorted(touch, key=_key)
     skip: str | None = None  # the subtree of a dropped or replaced entry: left out
     moved: dict[str, str | None] = {}  # non-directories left out → the entry standing in
@@ -124,7 +130,7 @@ def linuxkit_filter(
                 yield touch[name]
                 continue
             info = header(entry.info, pax=entry.info.pax_headers)
-            info.mtime = DEFAULT_MTIME
+            info.mtime = mtime
             entry = LayerEntry(info, entry.source, entry.target)
         yield entry
     for name in pending:
@@ -149,15 +155,15 @@ def _key(name: str) -> tuple[str, ...]:
     return tuple(name.split("/"))
 
 
-def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+def _info(name: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode
-    info.mtime = DEFAULT_MTIME
+    info.mtime = mtime
     return info
 
 
-def _file(name: str, contents: bytes) -> LayerEntry:
-    info = _info(name, tarfile.REGTYPE, 0o644)
+def _file(name: str, contents: bytes, mtime: int) -> LayerEntry:
+    info = _info(name, tarfile.REGTYPE, 0o644, mtime)
     info.size = len(contents)
     return LayerEntry(info, lambda: io.BytesIO(contents))

@@ -28,7 +28,8 @@ directory has no entry. Headers keep the layer's mode (with setuid, setgid and s
 uid, gid, user and group names (as LinuxKit copies them) and modification time; of the PAX
 records only extended attributes and ACLs are kept (``SCHILY.xattr.*``, ``LIBARCHIVE.xattr.*``,
 ``SCHILY.acl.*``), the rest restating fields the header holds or timestamps that vary. Parents
-no entry described are directories 0755, owned by root, dated :data:`DEFAULT_MTIME`. Files that
+no entry described are directories 0755, owned by root, dated ``mtime`` (default
+:data:`DEFAULT_MTIME`; a build passes its time for made-up entries). Files that
 are hard links of each other: the first in the order holds the contents, the others are hard
 link entries naming it. The same layers always give the same stream.
 """
@@ -121,8 +122,10 @@ class FlatImage:
         image: str,
         allow_devices: bool = True,
         workdir: Path | None = None,
+        mtime: int = DEFAULT_MTIME,
     ) -> None:
         self.image = image
+        self.mtime = mtime
         self._data: dict[int, LayerData] = {}
         self._closed = False
         self._tree = FileTree(allow_devices=allow_devices)
@@ -156,7 +159,7 @@ class FlatImage:
         first: dict[int, LayerEntry] = {}
         for path, node in self._tree.walk():
             if isinstance(node, Dir):
-                yield LayerEntry(_directory(path, node.info))
+                yield LayerEntry(_directory(path, node.info, self.mtime))
                 continue
             linked = first.get(id(node))
             if linked is not None:
@@ -200,14 +203,15 @@ def flatten(
     image: str,
     allow_devices: bool = True,
     workdir: Path | None = None,
+    mtime: int = DEFAULT_MTIME,
 ) -> FlatImage:
     """Read, check and flatten ``layers`` (bottom first) of the image named ``image``.
 
     ``allow_devices=False`` refuses character and block devices. Temporary files go to
     ``workdir`` (default: the system's temporary directory; prefer a disk to a tmpfs for big
-    images).
+    images). ``mtime`` dates the parent directories no layer describes.
     """
-    return FlatImage(layers, image=image, allow_devices=allow_devices, workdir=workdir)
+    return FlatImage(layers, image=image, allow_devices=allow_devices, workdir=workdir, mtime=mtime)
 
 
 def image_layers(
@@ -279,13 +283,13 @@ def header(
     return out
 
 
-def _directory(path: str, info: tarfile.TarInfo | None) -> tarfile.TarInfo:
+def _directory(path: str, info: tarfile.TarInfo | None, mtime: int) -> tarfile.TarInfo:
     if info is not None:
         return header(info, name=path)
     out = tarfile.TarInfo(path)
     out.type = tarfile.DIRTYPE
     out.mode = 0o755
-    out.mtime = DEFAULT_MTIME
+    out.mtime = mtime
     return out
 
 

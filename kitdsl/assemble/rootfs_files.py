@@ -5,7 +5,8 @@ whatever an image put at the same path:
 
 * a directory, a symbolic link, inline ``contents``, a host file (``source``, read from the
   folder of the file that defined the entry, see :mod:`kitdsl.load.file_sources`) or the
-  system's own configuration (``metadata``: ``yaml`` or ``json``);
+  system's own configuration (``metadata``: ``yaml`` or ``json``, see
+  :mod:`kitdsl.assemble.metadata`);
 * the mode is the entry's, or 0600 (0700 for a directory); owner and group are resolved with
   :meth:`System.resolve_id` (container names become their allocated ids);
 * every missing parent directory is created first, owned like the entry, with a mode derived
@@ -24,7 +25,6 @@ entry is skipped with a warning, any other is an error naming where the entry wa
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 from collections.abc import Iterator
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kitdsl.assemble.layers import DEFAULT_MTIME
+from kitdsl.assemble.metadata import ImageRefs, metadata_bytes
 from kitdsl.dsl import File, System
 from kitdsl.errors import ConfigError
 from kitdsl.load.file_sources import source_path
-from kitdsl.load.linuxkit_yaml import dump_linuxkit_yaml, system_data
 from kitdsl.log import warn
 from kitdsl.outputs.entry import Entry
 
@@ -89,13 +89,19 @@ def plan_files(system: System) -> list[PlannedFile]:
 
 
 def file_entries(
-    system: System, planned: list[PlannedFile], directories: set[str]
+    system: System,
+    planned: list[PlannedFile],
+    directories: set[str],
+    *,
+    mtime: int = DEFAULT_MTIME,
+    images: ImageRefs | None = None,
 ) -> Iterator[Entry]:
-    """The entries of ``planned`` (from :func:`plan_files`), parents first.
+    """The entries of ``planned`` (from :func:`plan_files`), parents first, dated ``mtime``.
 
     ``directories`` holds the directories the stream already has (names without a trailing
     ``/``); it is updated with those written here. A source file is opened when its entry is
-    taken and closed when the next one is.
+    taken and closed when the next one is. ``images`` names the images as the build resolved
+    them, for ``metadata`` entries (default: as written, canonical).
     """
     for item in planned:
         file = item.file
@@ -109,19 +115,19 @@ def file_entries(
             parent = "/".join(parts[:depth])
             if parent not in directories:
                 directories.add(parent)
-                yield _entry(parent, tarfile.DIRTYPE, dir_mode(mode), uid, gid, pax)
+                yield _entry(parent, tarfile.DIRTYPE, dir_mode(mode), uid, gid, pax, mtime)
         if file.directory:
             directories.add(name)
-            yield _entry(name, tarfile.DIRTYPE, mode, uid, gid, pax)
+            yield _entry(name, tarfile.DIRTYPE, mode, uid, gid, pax, mtime)
         elif file.symlink is not None:
-            link = _entry(name, tarfile.SYMTYPE, mode, uid, gid, pax)
+            link = _entry(name, tarfile.SYMTYPE, mode, uid, gid, pax, mtime)
             link.info.linkname = file.symlink
             yield link
         elif item.source is not None:
-            yield from _source_entry(name, item, mode, uid, gid, pax)
+            yield from _source_entry(name, item, mode, uid, gid, pax, mtime)
         else:
-            entry = _entry(name, tarfile.REGTYPE, mode, uid, gid, pax)
-            data = _contents(system, file)
+            entry = _entry(name, tarfile.REGTYPE, mode, uid, gid, pax, mtime)
+            data = _contents(system, file, images)
             entry.info.size = len(data)
             yield Entry(entry.info, io.BytesIO(data))
 
@@ -133,28 +139,27 @@ def _mode(file: File) -> int:
     return mode if isinstance(mode, int) else int(mode.removeprefix("0o"), 8)
 
 
-def _entry(name: str, kind: bytes, mode: int, uid: int, gid: int, pax: dict[str, str]) -> Entry:
+def _entry(
+    name: str, kind: bytes, mode: int, uid: int, gid: int, pax: dict[str, str], mtime: int
+) -> Entry:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.uid, info.gid = kind, mode, uid, gid
-    info.mtime = DEFAULT_MTIME
+    info.mtime = mtime
     info.pax_headers = dict(pax)
     return Entry(info)
 
 
-def _contents(system: System, file: File) -> bytes:
+def _contents(system: System, file: File, images: ImageRefs | None) -> bytes:
     if file.metadata is None:
         return (file.contents or "").encode()
     # Relative sources are written as seen from the system's own folder, so the metadata
     # does not depend on the directory the build runs in.
     base = Path(os.path.abspath(system.origin.file)).parent if system.origin else None
-    if file.metadata == "json":
-        data = system_data(system, base=base, empty_sections=True)
-        return json.dumps(data, indent=4).encode()
-    return dump_linuxkit_yaml(system, base=base).encode()
+    return metadata_bytes(system, file.metadata, images, base=base)
 
 
 def _source_entry(
-    name: str, item: PlannedFile, mode: int, uid: int, gid: int, pax: dict[str, str]
+    name: str, item: PlannedFile, mode: int, uid: int, gid: int, pax: dict[str, str], mtime: int
 ) -> Iterator[Entry]:
     assert item.source is not None
     try:
@@ -165,6 +170,6 @@ def _source_entry(
             location=item.file.field_origin("source") or item.file.origin,
         ) from error
     with handle:
-        entry = _entry(name, tarfile.REGTYPE, mode, uid, gid, pax)
+        entry = _entry(name, tarfile.REGTYPE, mode, uid, gid, pax, mtime)
         entry.info.size = os.fstat(handle.fileno()).st_size
         yield Entry(entry.info, handle)

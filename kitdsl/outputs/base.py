@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol, TypeVar
 
 from kitdsl.errors import UsageError
-from kitdsl.outputs.entry import Entry, Reader
+from kitdsl.outputs.entry import DEFAULT_MTIME, Entry, Reader
 from kitdsl.outputs.pgzip import DEFAULT_LEVEL
 from kitdsl.outputs.segments import SegmentCache
 
@@ -62,10 +62,16 @@ class Boot:
 
     kernel: Blob | None = None
     """The kernel image; ``None`` for a system without one (then no kernel file is written)."""
+    kernel_mode: int = 0o644
+    """The permissions of ``boot/kernel`` in a tar: those of the kernel image's file, as
+    LinuxKit keeps them."""
     cmdline: str = ""
     """The kernel command line."""
     ucode: Blob | None = None
     """CPU microcode as an uncompressed cpio, loaded before the initrd (``None``: none)."""
+    mtime: int = DEFAULT_MTIME
+    """The time of the entries the formats make up for these parts (``boot/`` in a tar, the
+    members of ``tar-kernel-initrd``): the build's ``SOURCE_DATE_EPOCH`` or LinuxKit's."""
     pax_headers: Mapping[str, str] = field(default_factory=dict)
     """PAX records put on the ``boot/`` entries of a tar (LinuxKit: ``LINUXKIT.source``, the
     kernel image, and ``LINUXKIT.location`` = ``kernel``)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from kitdsl.errors import OutputError
+from kitdsl.fsutil import file_sha256
 from kitdsl.log import logger
 from kitdsl.outputs.base import Boot, Job, Needs, register
 from kitdsl.outputs.entry import DEFAULT_MTIME, Entry
@@ -82,7 +83,7 @@ def load_image(archive: Path, tag: str, *, client: DockerClient | None = None) -
     client = client or _engine(archive, tag)
     try:
         engine = client.version()
-        diff_id = "sha256:" + _sha256(archive)
+        diff_id = "sha256:" + file_sha256(archive)
         config = _config(diff_id, os=engine.get("Os", "linux"), architecture=engine["Arch"])
         # The SDK hands the data to requests, which streams any iterable of chunks (chunked
         # transfer encoding) although the stubs only name bytes and files.
@@ -173,11 +174,6 @@ def _header(name: str, size: int) -> bytes:
     return info.tobuf(format=tarfile.USTAR_FORMAT)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 @register("docker")
 class Docker:
     """``<name>.docker``: the ``tar`` format followed by a ``Dockerfile``, also loaded into the
@@ -193,7 +189,7 @@ class Docker:
         """Stream the tar, then the ``Dockerfile`` (no PAX records, as LinuxKit writes it);
         then load the file into the engine."""
         tag = image_tag(job.target.name)
-        dockerfile = [Entry.file("Dockerfile", DOCKERFILE)]
+        dockerfile = [Entry.file("Dockerfile", DOCKERFILE, mtime=job.boot.mtime)]
         with AtomicFiles(job.target.folder) as files:
             out = files.create(job.target.filename(".docker"))
             write_tar(job.rootfs, job.boot, out, job.cache, last=dockerfile)

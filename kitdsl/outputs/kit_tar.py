@@ -2,7 +2,8 @@
 
 As LinuxKit writes it: a PAX tar with ``kernel``, ``initrd.img`` (without the microcode),
 ``cmdline`` and ``ucode.cpio``, in that order, each only when it is not empty; mode 0644,
-owner 0:0, LinuxKit's fixed mtime. Boot-loader images and installers unpack it.
+owner 0:0, dated :attr:`Boot.mtime` (LinuxKit's fixed time unless ``SOURCE_DATE_EPOCH``
+says otherwise). Boot-loader images and installers unpack it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from kitdsl.outputs.base import Blob, Boot, Job, Needs, blob_size, open_blob, register
-from kitdsl.outputs.entry import DEFAULT_MTIME
 from kitdsl.outputs.files import AtomicFiles
 
 
@@ -42,7 +42,7 @@ class TarKernelInitrd:
                     if blob is None or blob_size(blob) == 0:
                         continue
                     info = tarfile.TarInfo(name)
-                    info.mode, info.mtime, info.size = 0o644, DEFAULT_MTIME, blob_size(blob)
+                    info.mode, info.mtime, info.size = 0o644, boot.mtime, blob_size(blob)
                     with open_blob(blob) as data:
                         tar.addfile(info, data)
         return files.written

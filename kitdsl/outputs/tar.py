@@ -1,10 +1,10 @@
 """The ``tar`` format: the root file system as one PAX tar, streamed, as LinuxKit writes it.
 
 The kernel parts come first, under ``boot/`` (LinuxKit's order: ``boot``, ``boot/cmdline``,
-``boot/kernel``, ``boot/ucode.cpio``; mode 0755 for the folder and 0644 for the files, owner
-0:0, LinuxKit's fixed mtime), then every entry of the stream unchanged, PAX records included.
-So the tar holds everything the other formats are made from, and
-:func:`open_linuxkit_tar` splits it again.
+``boot/kernel``, ``boot/ucode.cpio``; mode 0755 for the folder, the kernel's own mode
+(:attr:`Boot.kernel_mode`) and 0644 for the other files, owner 0:0, :attr:`Boot.mtime`),
+then every entry of the stream unchanged, PAX records included. So the tar holds everything
+the other formats are made from, and :func:`open_linuxkit_tar` splits it again.
 
 :func:`write_tar` writes the same bytes to any stream (standard output, say).
 """
@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from kitdsl.errors import OutputError
 from kitdsl.outputs.base import Blob, Boot, Job, Needs, blob_size, open_blob, register
-from kitdsl.outputs.entry import DEFAULT_MTIME, Entry, Reader, TarSource
+from kitdsl.outputs.entry import Entry, Reader, TarSource
 from kitdsl.outputs.files import AtomicFiles
 from kitdsl.outputs.pgzip import Sink
 from kitdsl.outputs.segments import SegmentCache, SegmentedStream
@@ -41,14 +41,15 @@ def boot_entries(boot: Boot) -> Iterator[tuple[tarfile.TarInfo, Blob | None]]:
         return
     yield _boot_info("boot", tarfile.DIRTYPE, 0o755, boot), None
     for name, blob in files:
-        info = _boot_info(name, tarfile.REGTYPE, 0o644, boot)
+        mode = boot.kernel_mode if name == "boot/kernel" else 0o644
+        info = _boot_info(name, tarfile.REGTYPE, mode, boot)
         info.size = blob_size(blob)
         yield info, blob
 
 
 def _boot_info(name: str, kind: bytes, mode: int, boot: Boot) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime = kind, mode, DEFAULT_MTIME
+    info.type, info.mode, info.mtime = kind, mode, boot.mtime
     info.pax_headers = dict(boot.pax_headers)
     return info
 

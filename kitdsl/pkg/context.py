@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kitdsl.errors import ConfigError, PackageError
+from kitdsl.fsutil import file_sha256
 from kitdsl.load.file_sources import source_path
 from kitdsl.oci.media import Platform
 from kitdsl.oci.store import default_cache_dir
@@ -160,7 +161,7 @@ class PackageContext:
             {
                 "definition": package.definition(),
                 "base": [parent.tag for parent in base],
-                "sources": {path: _file_digest(host) for path, host in sorted(sources.items())},
+                "sources": {path: file_sha256(host) for path, host in sorted(sources.items())},
             }
         )
         closure = self._closure(package, definition) if package.debian else None
@@ -242,11 +243,6 @@ def _sources(package: Package) -> dict[str, Path]:
             )
         found[file.path] = path
     return found
-
-
-def _file_digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _digest(data: Any) -> str:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from kitdsl.fsutil import atomic_write_text
+from kitdsl.fsutil import atomic_write_text, file_sha256
 from kitdsl.oci.store import default_cache_dir
 from kitdsl.run.console import Console
 from kitdsl.run.errors import RunError
@@ -154,7 +154,7 @@ class _VerdictCache:
             "boot_id": self.boot_id,
             "qemu": os.path.realpath(qemu),
             "qemu_version": qemu_version(qemu),
-            "kernel_sha256": _sha256(kernel),
+            "kernel_sha256": file_sha256(kernel),
         }
         name = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
         self.path = self.folder / f"kvm-probe-{name[:32]}.json"
@@ -183,11 +183,3 @@ class _VerdictCache:
                     path.unlink()
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from kitdsl.fsutil import fsync_dir
+from kitdsl.fsutil import file_sha256, fsync_dir
 from kitdsl.oci.failures import RetryPolicy, is_transient, parse_retry_after
 from kitdsl.pkg.debian.errors import DownloadError
 
@@ -115,7 +115,7 @@ class Fetcher:
         """The cached file with this digest, checked (a damaged one is removed)."""
         path = self.path(sha256)
         try:
-            if path.stat().st_size == size and _sha256_file(path) == sha256:
+            if path.stat().st_size == size and file_sha256(path) == sha256:
                 return path
         except FileNotFoundError:
             return None
@@ -257,11 +257,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timed out"
     return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
