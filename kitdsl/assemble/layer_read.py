@@ -359,13 +359,10 @@ def _headers(data: LayerData, label: LayerLabel) -> Iterator[tarfile.TarInfo]:
             return
         if len(block) < BLOCK:
             raise _corrupt(label, last, offset, "a header cut short")
-        data.handle.seek(offset)
-        tar.offset = offset
         try:
-            info = tarfile.TarInfo.fromtarfile(tar)
+            info, offset = _parse(tar, data, block, offset)
         except (tarfile.HeaderError, ValueError, EOFError, RecursionError) as error:
             raise _corrupt(label, last, offset, f"an invalid header ({error})") from None
-        offset = tar.offset
         if offset > data.size:
             raise label.error("is truncated: its contents end early", entry=info.name)
         count += 1
@@ -373,6 +370,44 @@ def _headers(data: LayerData, label: LayerLabel) -> Iterator[tarfile.TarInfo]:
             raise label.error(f"has more than {MAX_ENTRIES} entries")
         last = info.name
         yield info
+
+
+_EXTENDED = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.GNUTYPE_SPARSE,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+"""Header types that say something about the next header, or span more blocks."""
+
+
+def _parse(
+    tar: tarfile.TarFile, data: LayerData, block: bytes, offset: int
+) -> tuple[tarfile.TarInfo, int]:
+    """The entry whose header block at ``offset`` is ``block``, and the offset of the next.
+
+    A plain header (most of every layer) is parsed from the block already read, as tarfile
+    would parse it; extended headers (PAX, GNU long names, sparse files) and archives with
+    PAX global headers go through tarfile itself, which reads what follows.
+    """
+    info = tarfile.TarInfo.frombuf(block, tar.encoding, tar.errors)
+    if info.type in _EXTENDED or tar.pax_headers:
+        data.handle.seek(offset)
+        tar.offset = offset
+        return tarfile.TarInfo.fromtarfile(tar), tar.offset
+    # As tarfile's _proc_builtin: the contents follow the header, whole blocks.
+    info.offset = offset
+    info.offset_data = offset + BLOCK
+    following = info.offset_data
+    if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES:
+        following += -(-info.size // BLOCK) * BLOCK
+    if info.isdir():
+        info.name = info.name.rstrip("/")
+    return info, following
 
 
 def _corrupt(label: LayerLabel, last: str | None, offset: int, what: str) -> LayerError:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from kitdsl.assemble.layer_read import (
     LayerData,
@@ -77,7 +77,6 @@ __all__ = [
 DEFAULT_MTIME = 1492533000
 """2017-04-18T16:30:00Z: LinuxKit's ``defaultModTime``, for every entry we make up."""
 KEPT_PAX_PREFIXES = ("SCHILY.xattr.", "LIBARCHIVE.xattr.", "SCHILY.acl.")
-READ_BUFFER = 1 << 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,7 +175,9 @@ class FlatImage:
         if self._closed:
             raise ValueError(f"the flattened image {self.image} is closed")
         data = self._data[node.layer]
-        return io.BufferedReader(_Contents(data, node.info, self.image), READ_BUFFER)
+        # Unbuffered: each read is one pread into the bytes returned (files are read once,
+        # front to back, in large chunks; a buffer would only add a copy and an allocation).
+        return cast(BinaryIO, _Contents(data, node.info, self.image))
 
     def close(self) -> None:
         """Release the layers' temporary files; readers stop working."""
@@ -342,6 +343,42 @@ class _Contents(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        """``size`` bytes (all that is left for -1), fewer only at the end of the contents."""
+        left = self._size - self._position
+        size = left if size is None or size < 0 else min(size, left)
+        if size <= 0:
+            return b""
+        first = self._piece(size)
+        if len(first) == size:  # the usual case: a stored run holds it all, one pread
+            return first
+        pieces = [first]
+        got = len(first)
+        while got < size and (piece := self._piece(size - got)):
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+
+    def _piece(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the current hole or stored run."""
+        while self._index < len(self._segments):
+            start, end, stored = self._segments[self._index]
+            if self._position >= end:
+                self._index += 1
+                continue
+            count = min(size, end - self._position)
+            if stored is None:
+                chunk = bytes(count)
+            else:
+                chunk = self._data.pread(count, stored + self._position - start)
+                if not chunk:
+                    raise LayerError(
+                        f"image {self._image}: the contents of {self._name!r} end early"
+                    )
+            self._position += len(chunk)
+            return chunk
+        return b""
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")

@@ -46,6 +46,8 @@ HEADER_SIZE = 110
 PATH_MAX = 4096  # the kernel refuses longer names and link targets
 MAX_FIELD = 0xFFFFFFFF
 CHUNK = 1 << 20
+SMALL = 1 << 16
+"""Files up to this size are written with their header in one piece."""
 
 _TAR_TYPE_NAMES = {
     tarfile.GNUTYPE_LONGNAME: "GNU long name",
@@ -159,7 +161,11 @@ class CpioWriter:
             rdevmajor=rdev[0],
             rdevminor=rdev[1],
         )
-        if kind == stat.S_IFREG:
+        if kind == stat.S_IFREG and size <= SMALL:
+            # One write for a small file: most of a root file system, and a write costs more
+            # than the copy it saves.
+            self._sink.write(header + self._small_data(entry, size) + bytes(-size % 4))
+        elif kind == stat.S_IFREG:
             self._sink.write(header)
             self._copy_data(entry, size)
         else:
@@ -171,6 +177,18 @@ class CpioWriter:
         if not self._closed:
             self._sink.write(newc_header(TRAILER.encode(), ino=0, mode=0))
             self._closed = True
+
+    def _small_data(self, entry: Entry, size: int) -> bytes:
+        if not size:
+            return b""
+        if entry.data is None:
+            raise ValueError(f"tar entry {entry.info.name!r} has {size} bytes but no data")
+        data = entry.data.read(size)
+        while len(data) < size and (more := entry.data.read(size - len(data))):
+            data += more
+        if len(data) < size:
+            raise _error(entry, f"its data ended {size - len(data)} bytes short of its size {size}")
+        return data
 
     def _copy_data(self, entry: Entry, size: int) -> None:
         if size and entry.data is None:

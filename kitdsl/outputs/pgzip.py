@@ -16,8 +16,8 @@ before it. The header carries no file name and no time (mtime 0) and a fixed OS 
 as ``gzip -n`` writes), so the same input gives the same bytes every run with the same zlib
 (a different zlib version may deflate differently, as it would for ``gzip`` itself).
 
-Memory stays bounded: at most two blocks per thread are in flight before :meth:`write` waits
-for the oldest one and writes it out.
+Memory stays bounded: at most :data:`IN_FLIGHT` blocks per thread are in flight before
+:meth:`write` waits for the oldest one and writes it out.
 
 **Segments.** A caller can mark runs of input as segments (:meth:`GzipWriter.begin_segment`,
 :meth:`~GzipWriter.end_segment`). A segment starts a fresh block with an empty dictionary and
@@ -47,6 +47,10 @@ from typing import Protocol
 DEFAULT_LEVEL = 6
 BLOCK_SIZE = 1 << 20
 WINDOW = 32 * 1024  # deflate's window: the most a block can refer back to
+IN_FLIGHT = 8
+"""Blocks per thread handed to the workers before :meth:`GzipWriter.write` waits: enough
+that they keep compressing while the writer's caller is busy elsewhere for a while (reading
+the next image's layers, say), at the cost of at most ``IN_FLIGHT`` MiB of input per thread."""
 OS_UNIX = 3
 
 _CRC_POLY = 0xEDB88320  # CRC-32 (IEEE 802.3), reflected, as gzip uses
@@ -334,9 +338,9 @@ class GzipWriter:
         self._drain()
 
     def _drain(self) -> None:
-        # Bounded memory: two blocks per thread in flight, then wait for the oldest.
+        # Bounded memory: IN_FLIGHT blocks per thread, then wait for the oldest.
         while self._pending and (
-            self._blocks > 2 * self._threads
+            self._blocks > IN_FLIGHT * self._threads
             or not isinstance(self._pending[0], _Block)
             or self._pending[0].future.done()
         ):
