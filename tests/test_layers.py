@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kitdsl.assemble.layer_filter import HOSTS, NO_RESOLV_CONF, RESOLVCONF_LINK, linuxkit_filter
 from kitdsl.assemble.layer_read import LayerError, LayerSource
@@ -640,3 +642,35 @@ def test_a_layer_checked_against_its_diff_id_is_not_hashed_again(tmp_path: Path)
     with pytest.raises(LayerError, match="not the diff_id"):
         flat_tree([lying])
     assert not store.diff_id_checked(source.digest, "sha256:" + "0" * 64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text("abc/é._-", min_size=1, max_size=160).filter(lambda n: n.strip("/")),
+    st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, b"7"]),
+    st.integers(0, 0o7777),
+    st.integers(0, 2**21 - 1),
+    st.integers(0, 2**33 - 1),
+    st.text("abcxyz/", max_size=90),
+)
+def test_the_fast_header_reader_reads_as_tarfile_does(
+    name: str, kind: bytes, mode: int, uid: int, size: int, link: str
+) -> None:
+    from kitdsl.assemble.layer_read import _ustar
+
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.size = kind, mode, uid, uid // 3, size
+    info.mtime, info.linkname, info.uname = 1_600_000_000, link, "root"
+    info.devmajor, info.devminor = 8, 1
+    try:
+        block = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+    except ValueError:
+        return  # a name ustar cannot hold
+    fast = _ustar(block)
+    assert fast is not None
+    reference = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    fields = ("name", "mode", "uid", "gid", "size", "mtime", "type", "linkname", "uname")
+    fields += ("gname", "devmajor", "devminor", "chksum")
+    assert {f: getattr(fast, f) for f in fields} == {f: getattr(reference, f) for f in fields}
+    damaged = block[:148] + b"0000000\0" + block[156:]
+    assert _ustar(damaged) is None  # a bad checksum is left to tarfile to refuse
