@@ -1,19 +1,12 @@
 """Edge node: the base system, remote access, and a web server with its page."""
 
-from kitdsl import File, Service
+from kitdsl import File, Service, packages
 from systems.common import base, ssh
 
-httpd = Service(
-    name="httpd",
-    image="linuxkit/httpd:a4d9a4e2f3a8b3c7d1e0f9a8b7c6d5e4f3a2b1c0",
-    capabilities=["CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"],
-    binds=["/var/www:/var/www:ro"],
-    uid="httpd",
-    gid="httpd",
-)
+httpd = Service(name="httpd", image=packages.httpd)
 
 page = File(
-    path="var/www/index.html",
+    path="srv/www/index.html",
     contents="<!doctype html>\n<title>edge</title>\n<h1>edge is up</h1>\n",
     mode=0o644,
 )

@@ -1,11 +1,25 @@
 """Gateway: routes a WireGuard tunnel; no console in production, one in the debug variant."""
 
-from kitdsl import BindNS, File, Interface, Onboot, Runtime, Service
+from kitdsl import BindNS, File, Interface, Kernel, Onboot, Runtime, packages
+from kitdsl.packages.kernel import VIRTUAL_MACHINE_MODULES
+from kitdsl.pkg.kernel import KernelPackage
+from kitdsl.pkg.package import Package
 from systems.common import base, ssh
+
+kernel = KernelPackage(name="kernel-wireguard", modules=[*VIRTUAL_MACHINE_MODULES, "wireguard"])
+"""The bundled kernel's modules and WireGuard's."""
+
+wireguard = Package(
+    name="wireguard",
+    base=[packages.busybox],
+    debian=["wireguard-tools"],
+    keep=["usr/bin/wg", "lib/*-linux-gnu*/libc.so.6", "lib/*-linux-gnu*/ld-linux*", "lib64/*"],
+)
+"""``wg`` (and busybox's ``ip``) to configure WireGuard interfaces."""
 
 wg0 = Onboot(
     name="wg0",
-    image="linuxkit/ip:3fc5a8a5a0d9a3e4b3b1f24ac3b8dbea6d1b7c2f",
+    image=wireguard,
     net="new",
     binds=["/etc/wireguard:/etc/wireguard:ro"],
     command=["sh", "-c", "ip link set wg0 up && wg setconf wg0 /etc/wireguard/wg0.conf"],
@@ -16,13 +30,13 @@ wg0 = Onboot(
     ),
 )
 
-forward = Service(
+# runc sets the container's sysctl settings as it creates it, in the tunnel's namespace.
+forward = Onboot(
     name="forward",
-    image="linuxkit/sysctl:5a374e4bf3e5a7deeacff6571d0f30f7ea8f56db",
+    image=packages.sysctl,
     net="/run/netns/wg",
     sysctl={"net.ipv4.ip_forward": "1"},
-    capabilities=["CAP_NET_ADMIN", "CAP_SYS_ADMIN"],
-    readonly=True,
+    command=["true"],
 )
 
 wg_config = File(
@@ -31,7 +45,11 @@ wg_config = File(
     mode=0o600,
 )
 
-system = base.system.remove("getty").extend(onboot=[wg0], services=[forward], files=[wg_config])
+system = (
+    base.system.replace(kernel=Kernel(image=kernel, cmdline=base.KERNEL.cmdline))
+    .remove("getty")
+    .extend(onboot=[wg0, forward], files=[wg_config])
+)
 """Production gateway: no console."""
 
 debug = system.extend(

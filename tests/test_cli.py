@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,17 +30,20 @@ def test_inspect_example_systems(snapshot: SnapshotAssertion) -> None:
     for spec in ("systems/edge.py", "systems/gateway.py", "systems/gateway.py:debug"):
         result = kitdsl("inspect", "--explain", spec)
         assert result.returncode == 0, result.stderr
-        assert result.stdout == snapshot(name=spec)
+        # Package tags follow Debian's updates and kitdsl's package builder; the layout of
+        # what inspect prints is what this pins.
+        shown = re.sub(r"(kitdsl/[a-z0-9._-]+):[0-9a-f]{20}", r"\1:TAG", result.stdout)
+        assert shown == snapshot(name=spec)
 
 
 def test_inspect_json_explain() -> None:
     result = kitdsl("inspect", "--json", "--explain", "systems/edge.py")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert [s["name"] for s in data["services"]] == ["getty", "rngd", "sshd", "httpd"]
+    assert [s["name"] for s in data["services"]] == ["getty", "sshd", "httpd"]
     getty = data["explain"]["services/getty"]
-    assert getty["origin"] == "systems/common/base.py:22"
-    assert getty["overrides"] == {"env": "systems/edge.py:21"}
+    assert getty["origin"] == "systems/common/base.py:13"
+    assert getty["overrides"] == {"env": "systems/edge.py:14"}
 
 
 def test_invalid_system_exit_code_and_message(project: Project) -> None:

@@ -23,9 +23,14 @@ VIRTUAL_MACHINE_MODULES = [
     "pvpanic_pci",
     "overlay",
     "squashfs",
+    "veth",
+    "button",
+    "evdev",
 ]
 """Disks, network, consoles and entropy over virtio; pvpanic (qemu learns of a kernel panic);
-overlayfs (read-write containers); squashfs (kernel+squashfs outputs)."""
+overlayfs (read-write containers); squashfs (kernel+squashfs outputs); veth (containers with
+their own network); the ACPI power button and its events (a hypervisor's "power off" reaches
+the init)."""
 
 kernel = KernelPackage(
     name="kernel",

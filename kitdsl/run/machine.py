@@ -69,6 +69,10 @@ class TcpBanner:
     at: float
 
 
+SHELL_OPTION = "kitdsl.shell=1"
+"""The kernel command line option that makes kitdsl's init run a shell on the command port."""
+
+
 class Machine:
     """A guest booted under qemu for a test; use it as a context manager (leaving kills qemu;
     :meth:`poweroff` first for a clean stop)."""
@@ -87,6 +91,10 @@ class Machine:
         console's raw bytes (``sys.stdout.buffer`` to watch a test boot)."""
         self.spec = spec
         self.options = options or RunOptions()
+        if SHELL_OPTION not in self.options.append.split():
+            # The port is attached to every Machine; this asks the guest's init to serve it.
+            append = f"{self.options.append} {SHELL_OPTION}".strip()
+            self.options = replace(self.options, append=append)
         if console_log is not None:
             self.options = replace(self.options, console_log=console_log)
         self._forward = [_guest_port(port) for port in forward]
