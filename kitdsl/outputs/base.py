@@ -84,8 +84,8 @@ class Compression:
     level: int = DEFAULT_LEVEL
     """gzip level, 0 (stored) to 9 (smallest, slowest)."""
     threads: int | None = None
-    """Compression threads; ``None`` for every CPU this process may use. The bytes written do
-    not depend on it."""
+    """Compression threads; ``None`` for one more than the CPUs this process may use. The bytes
+    written do not depend on it."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.level <= 9:

@@ -56,6 +56,10 @@ OS_UNIX = 3
 _CRC_POLY = 0xEDB88320  # CRC-32 (IEEE 802.3), reflected, as gzip uses
 
 
+Buffer = bytes | bytearray | memoryview
+"""A block of input: handed to a worker as it is, never changed afterwards."""
+
+
 class Sink(Protocol):
     """Anything bytes can be written to (a file opened ``"wb"``, :class:`io.BytesIO`, ...)."""
 
@@ -155,7 +159,7 @@ class _Ended:
 _Pending = _Block | _Spliced | _Ended
 
 
-def _deflate_block(block: bytes, dictionary: bytes, level: int, final: bool) -> tuple[bytes, int]:
+def _deflate_block(block: Buffer, dictionary: bytes, level: int, final: bool) -> tuple[bytes, int]:
     """Raw deflate of one block primed with ``dictionary``; returns it with the block's CRC."""
     args = (level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
     compressor = zlib.compressobj(*args, dictionary) if dictionary else zlib.compressobj(*args)
@@ -168,8 +172,8 @@ def _deflate_block(block: bytes, dictionary: bytes, level: int, final: bool) -> 
 class GzipWriter:
     """A write-only file object that gzips what it is given into ``sink``, in parallel.
 
-    ``threads`` is how many blocks are compressed at once (default: every CPU this process may
-    use; 1 compresses in the calling thread). The output does not depend on it. Call
+    ``threads`` is how many blocks are compressed at once (default: one more than the CPUs this
+    process may use; 1 compresses in the calling thread). The output does not depend on it. Call
     :meth:`close` (or leave the ``with`` block) to write the end of the member; the sink itself
     is not closed. Leaving the ``with`` block through an exception stops the workers and writes
     nothing more, so a caller can discard the half-written sink.
@@ -190,7 +194,10 @@ class GzipWriter:
         self._sink = sink
         self._level = level
         self._block_size = block_size
-        self._threads = threads if threads is not None else available_cpus()
+        # One worker more than CPUs: the caller's own thread needs a CPU at times (reading
+        # what it compresses) and waits for the workers at others; the extra worker keeps
+        # every CPU compressing through both (measured in bench/bench_build.py).
+        self._threads = threads if threads is not None else available_cpus() + 1
         if self._threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
@@ -236,11 +243,15 @@ class GzipWriter:
             start = min(length, self._block_size - len(self._buffer))
             self._buffer += view[:start]
             if len(self._buffer) == self._block_size:
-                self._submit(bytes(self._buffer), final=False)
-                self._buffer.clear()
-        # Whole blocks straight from the caller's buffer, without going through ours.
+                # The full buffer itself goes to the workers; a new one takes its place.
+                self._submit(self._buffer, final=False)
+                self._buffer = bytearray()
+        # Whole blocks straight from the caller's buffer, without going through ours (without
+        # a copy when it is immutable).
+        immutable = isinstance(data, bytes)
         while length - start >= self._block_size:
-            self._submit(bytes(view[start : start + self._block_size]), final=False)
+            block = view[start : start + self._block_size]
+            self._submit(block if immutable else bytes(block), final=False)
             start += self._block_size
         if start < length:
             self._buffer += view[start:]
@@ -324,10 +335,10 @@ class GzipWriter:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def _submit(self, block: bytes, *, final: bool) -> None:
+    def _submit(self, block: Buffer, *, final: bool) -> None:
         dictionary = self._dictionary
         # The next block may refer back at most one window, into this block (>= 2 windows).
-        self._dictionary = block[-WINDOW:]
+        self._dictionary = bytes(block[-WINDOW:])
         if self._pool is None:
             future: Future[tuple[bytes, int]] = Future()
             future.set_result(_deflate_block(block, dictionary, self._level, final))
