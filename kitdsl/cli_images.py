@@ -195,7 +195,10 @@ def lock(
         load_system(files), options, previous=previous, update=names, platforms=platforms
     )
     result.write(path)
-    typer.echo(f"wrote {path}: {len(result.images)} images for {', '.join(result.platforms)}")
+    typer.echo(
+        f"wrote {path}: {len(result.images)} images and {len(result.packages)} packages for "
+        f"{', '.join(result.platforms)}"
+    )
 
 
 @cache_app.command("ls")

@@ -50,15 +50,16 @@ class LockedImage:
 
 @dataclass(frozen=True)
 class LockedPackage:
-    """A package built from Debian: the digest of its definition when it was locked, and per
-    platform the ``.deb`` files it resolved to (:class:`kitdsl.pkg.debian.PackageLock` data)."""
+    """A package built from Debian: the digest of its request (Debian packages, exclusions,
+    suite...) when it was locked, and per platform the ``.deb`` files it resolved to
+    (:class:`kitdsl.pkg.debian.PackageLock` data)."""
 
-    definition: str
+    request: str
     closures: Mapping[str, Mapping[str, Any]]
 
     def to_data(self) -> dict[str, Any]:
         """The JSON form."""
-        return {"definition": self.definition, "closures": dict(sorted(self.closures.items()))}
+        return {"request": self.request, "closures": dict(sorted(self.closures.items()))}
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class Lockfile:
                 },
                 platforms=tuple(data["platforms"]),
                 packages={
-                    name: LockedPackage(entry["definition"], dict(entry["closures"]))
+                    name: LockedPackage(entry["request"], dict(entry["closures"]))
                     for name, entry in data.get("packages", {}).items()
                 },
             )

@@ -179,7 +179,10 @@ def test_lockfile_pins_resolve_without_the_archive(
     # Pinned and unchanged: no archive is asked (this mirror does not exist).
     offline = context_for(AMD64, cache_dir=tmp_path, lock=lock, mirror="http://127.0.0.1:9")
     assert offline.resolved(web).tag == context.resolved(web).tag
-    # Changed: resolving again is needed, which --frozen refuses.
+    # Changed where resolving does not look (its command): the pin holds, the tag moves.
     frozen = context_for(AMD64, cache_dir=tmp_path, lock=lock, frozen=True)
+    other = frozen.resolved(package(name="web", debian=["httpd"], cmd=["/usr/sbin/httpd"]))
+    assert other.closure == offline.resolved(web).closure and other.tag != context.resolved(web).tag
+    # Changed where it does: resolving again is needed, which --frozen refuses.
     with pytest.raises(PackageError, match="changed since it was locked"):
         frozen.resolved(package(name="web", debian=["httpd", "busybox-static"]))

@@ -7,9 +7,11 @@ answer; the one in effect is set with :func:`package_context` (a build sets it f
 options; otherwise a default one is made: Debian's mirror, the default cache, this machine's
 architecture).
 
-A package pinned in the lockfile with the same definition is resolved from the pin, without
-any network; otherwise the archive is asked (its ``Packages`` index is cached, so this costs
-one small signed download).
+A package pinned in the lockfile with the same *request* (its Debian packages, exclusions,
+suite, components and security updates: what resolution depends on) is resolved from the pin,
+without any network; otherwise the archive is asked (its ``Packages`` index is cached, so this
+costs one small signed download). Changing a package's files, scripts or base packages changes
+its tag but keeps its pin.
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ _BUILDER = ("package.py", "build.py", "layers.py", "kernel.py")
 
 @dataclass(frozen=True)
 class PinnedPackage:
-    """A package as the lockfile holds it: the digest of its definition and, per platform,
-    its closure."""
+    """A package as the lockfile holds it: the digest of its request (what resolving it
+    depends on) and, per platform, its closure."""
 
-    definition: str
+    request: str
     closures: Mapping[str, PackageLock]
 
 
@@ -65,8 +67,8 @@ class ResolvedPackage:
 
     package: Package
     tag: str
-    definition: str
-    """Digest of the definition (what a lockfile pin is checked against)."""
+    request: str
+    """Digest of what resolution depends on (what a lockfile pin is checked against)."""
     closure: PackageLock | None
     """The ``.deb`` files, or ``None`` for a package without Debian packages."""
     sources: Mapping[str, Path]
@@ -164,7 +166,8 @@ class PackageContext:
                 "sources": {path: file_sha256(host) for path, host in sorted(sources.items())},
             }
         )
-        closure = self._closure(package, definition) if package.debian else None
+        request = _digest(package.request())
+        closure = self._closure(package, request) if package.debian else None
         pinned = [
             [p.name, p.version, p.architecture, p.sha256]
             for p in (closure.packages if closure is not None else ())
@@ -177,17 +180,17 @@ class PackageContext:
                 "builder": _builder_digest(),
             }
         )
-        return ResolvedPackage(package, tag[:TAG_LENGTH], definition, closure, sources, base)
+        return ResolvedPackage(package, tag[:TAG_LENGTH], request, closure, sources, base)
 
-    def _closure(self, package: Package, definition: str) -> PackageLock:
+    def _closure(self, package: Package, request: str) -> PackageLock:
         pin = self.pins.get(package.repository)
         platform = str(self.platform)
-        if pin is not None and pin.definition == definition and platform in pin.closures:
+        if pin is not None and pin.request == request and platform in pin.closures:
             return pin.closures[platform]
         if self.frozen:
             if pin is None:
                 why = "is not in the lockfile"
-            elif pin.definition != definition:
+            elif pin.request != request:
                 why = "changed since it was locked"
             else:
                 why = f"is not locked for {platform}"

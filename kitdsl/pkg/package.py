@@ -130,6 +130,16 @@ class Package(Model, ImageProvider):
 
         return f"{self.repository}:{current_context().resolved(self).tag}"
 
+    def request(self) -> dict[str, Any]:
+        """What resolving the package depends on (what a lockfile pin is kept for)."""
+        return {
+            "debian": self.debian,
+            "exclude": self.exclude,
+            "suite": self.suite,
+            "components": self.components,
+            "security": self.security,
+        }
+
     def definition(self) -> dict[str, Any]:
         """What the user wrote, as plain data: part of the tag. Base packages count by their
         tags, and ``org`` not at all (pushing a package elsewhere does not change it)."""

@@ -87,7 +87,7 @@ def context_for(
     archive of :func:`debian_mirrors` then."""
     pins = {
         name: PinnedPackage(
-            locked.definition,
+            locked.request,
             {p: PackageLock.model_validate(data) for p, data in locked.closures.items()},
         )
         for name, locked in (lock.packages if lock is not None else {}).items()
@@ -116,14 +116,14 @@ def lock_packages(
 ) -> dict[str, LockedPackage]:
     """The pins of every package of ``system`` for each platform.
 
-    A previous pin is kept when the package's definition has not changed, unless ``update``
+    A previous pin is kept when the package's request has not changed, unless ``update``
     names it (its name or repository; an empty ``update`` re-resolves every package).
     """
     packages = system_packages(system)
     refresh = _to_refresh(packages, update)
     kept = previous if previous is not None else None
     closures: dict[str, dict[str, dict[str, Any]]] = {}
-    definitions: dict[str, str] = {}
+    requests: dict[str, str] = {}
     for platform in platforms:
         context = context_for(
             platform, cache_dir=cache_dir, lock=kept, mirror=mirror, keyring=keyring
@@ -132,14 +132,14 @@ def lock_packages(
         try:
             for package in packages:
                 resolved = context.resolved(package)
-                definitions[package.repository] = resolved.definition
+                requests[package.repository] = resolved.request
                 if resolved.closure is not None:
                     closures.setdefault(package.repository, {})[str(platform)] = (
                         resolved.closure.model_dump(mode="json")
                     )
         finally:
             context.close()
-    return {name: LockedPackage(definitions[name], closures[name]) for name in sorted(closures)}
+    return {name: LockedPackage(requests[name], closures[name]) for name in sorted(closures)}
 
 
 def _to_refresh(packages: list[Package], update: Iterable[str] | None) -> set[str]:
