@@ -49,7 +49,7 @@ inspect:
     kitdsl inspect systems/edge.py
 
 # Benchmarks (figures go to docs/performance.md).
-bench: bench-load bench-pull bench-gzip
+bench: bench-load bench-pull bench-gzip bench-build
 
 # Time loading a large system.py and its LinuxKit YAML twin.
 bench-load:
@@ -62,3 +62,8 @@ bench-pull: deps
 # Parallel gzip against zlib, gzip and pigz on ~150 MB.
 bench-gzip: deps
     python3 bench/bench_gzip.py
+
+# Build a generated ~450 MB system: full, no-change and one-service rebuilds, against
+# compressing the same initrd once.
+bench-build: deps
+    python3 bench/bench_build.py
