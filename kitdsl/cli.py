@@ -109,12 +109,14 @@ def inspect(
     """Print the resolved system."""
     _set_debug(debug)
     from kitdsl.load import describe, load_system
+    from kitdsl.pkg.system import lockfile_context
 
     system = load_system(files)
-    if json_output:
-        _write(describe.to_json(system, explain=explain), None)
-    else:
-        _write(describe.to_text(system, explain=explain), None, language="yaml")
+    with lockfile_context(files[-1], _platform(None)):
+        if json_output:
+            _write(describe.to_json(system, explain=explain), None)
+        else:
+            _write(describe.to_text(system, explain=explain), None, language="yaml")
 
 
 @app.command()
@@ -153,13 +155,12 @@ def export(
     _set_debug(debug)
     from kitdsl.load import load_system
     from kitdsl.load.linuxkit_yaml import dump_linuxkit_yaml
+    from kitdsl.pkg.system import lockfile_context
 
     system = load_system(files)
-    _write(
-        dump_linuxkit_yaml(system, base=_base(output)),
-        output,
-        language="yaml",
-    )
+    with lockfile_context(files[-1], _platform(None)):
+        text = dump_linuxkit_yaml(system, base=_base(output))
+    _write(text, output, language="yaml")
 
 
 def _report(exc: KitError) -> NoReturn:
@@ -211,10 +212,13 @@ def plan(
     _set_debug(debug)
     from kitdsl.images import cached_source
     from kitdsl.load import load_system
+    from kitdsl.pkg.system import lockfile_context
     from kitdsl.plan import plan_images, render_plan, render_plan_json
 
     system = load_system(files)
-    image_plan = plan_images(system, cached_source(files[-1], cache), platform=_platform(arch))
+    platform = _platform(arch)
+    with lockfile_context(files[-1], platform, cache_dir=cache):
+        image_plan = plan_images(system, cached_source(files[-1], cache), platform=platform)
     text = render_plan_json(image_plan.plan) if json_output else render_plan(image_plan.plan)
     _write(text if text.endswith("\n") else text + "\n", None)
 

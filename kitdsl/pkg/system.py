@@ -14,7 +14,12 @@ from kitdsl.errors import KitError, LockError, PackageError
 from kitdsl.lockfile import LockedPackage, Lockfile
 from kitdsl.oci.media import Platform
 from kitdsl.oci.store import default_cache_dir
-from kitdsl.pkg.context import DEFAULT_SECURITY_URL, PackageContext, PinnedPackage
+from kitdsl.pkg.context import (
+    DEFAULT_SECURITY_URL,
+    PackageContext,
+    PinnedPackage,
+    package_context,
+)
 from kitdsl.pkg.debian import Mirror, PackageLock
 from kitdsl.pkg.debian.mirror import DEFAULT_URL
 from kitdsl.pkg.package import Package
@@ -25,6 +30,7 @@ __all__ = [
     "context_for",
     "debian_mirrors",
     "lock_packages",
+    "lockfile_context",
     "package_drift",
     "system_packages",
 ]
@@ -102,6 +108,22 @@ def context_for(
         frozen=frozen,
         keyring=keyring,
     )
+
+
+@contextlib.contextmanager
+def lockfile_context(
+    system_file: str, platform: Platform, *, cache_dir: Path | None = None
+) -> Iterator[PackageContext]:
+    """Resolve packages, inside the block, with the pins of ``system_file``'s lockfile (what a
+    build of it would use), so showing a system needs no network once it is locked."""
+    from kitdsl.lockfile import lock_path
+
+    context = context_for(platform, cache_dir=cache_dir, lock=Lockfile.read(lock_path(system_file)))
+    try:
+        with package_context(context):
+            yield context
+    finally:
+        context.close()
 
 
 def lock_packages(
