@@ -35,9 +35,10 @@ import posixpath
 import stat
 import tarfile
 import zlib
+from functools import partial
 
 from kitdsl.errors import OutputError
-from kitdsl.outputs.entry import Entry
+from kitdsl.outputs.entry import Entry, copy_contents
 from kitdsl.outputs.pgzip import Sink
 
 MAGIC = b"070701"
@@ -45,7 +46,6 @@ TRAILER = "TRAILER!!!"
 HEADER_SIZE = 110
 PATH_MAX = 4096  # the kernel refuses longer names and link targets
 MAX_FIELD = 0xFFFFFFFF
-CHUNK = 1 << 20
 SMALL = 1 << 16
 """Files up to this size are written with their header in one piece."""
 
@@ -187,22 +187,17 @@ class CpioWriter:
         while len(data) < size and (more := entry.data.read(size - len(data))):
             data += more
         if len(data) < size:
-            raise _error(entry, f"its data ended {size - len(data)} bytes short of its size {size}")
+            raise _short(entry, size - len(data))
         return data
 
     def _copy_data(self, entry: Entry, size: int) -> None:
-        if size and entry.data is None:
-            raise ValueError(f"tar entry {entry.info.name!r} has {size} bytes but no data")
-        remaining = size
-        while remaining:
-            assert entry.data is not None
-            chunk = entry.data.read(min(remaining, CHUNK))
-            if not chunk:
-                raise _error(entry, f"its data ended {remaining} bytes short of its size {size}")
-            self._sink.write(chunk)
-            remaining -= len(chunk)
+        copy_contents(entry.info, entry.data, self._sink.write, partial(_short, entry))
         if size % 4:
             self._sink.write(bytes(-size % 4))
+
+
+def _short(entry: Entry, missing: int) -> OutputError:
+    return _error(entry, f"its data ended {missing} bytes short of its size {entry.info.size}")
 
 
 def _encode(text: str) -> bytes:

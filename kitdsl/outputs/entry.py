@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -127,6 +127,29 @@ def _info(name: str, kind: bytes, mode: int, uid: int, gid: int, mtime: float) -
     info.type = kind
     info.mode, info.uid, info.gid, info.mtime = mode, uid, gid, mtime
     return info
+
+
+COPY_CHUNK = 1 << 20
+
+
+def copy_contents(
+    info: tarfile.TarInfo,
+    data: Reader | None,
+    write: Callable[[bytes], object],
+    short: Callable[[int], Exception],
+) -> None:
+    """Pass exactly ``info.size`` bytes of ``data`` to ``write``, in chunks; ``short(missing)``
+    is raised when the data ends early (a file that shrank, a damaged layer)."""
+    remaining = info.size
+    if remaining and data is None:
+        raise ValueError(f"tar entry {info.name!r} has {remaining} bytes but no data")
+    while remaining:
+        assert data is not None
+        chunk = data.read(min(remaining, COPY_CHUNK))
+        if not chunk:
+            raise short(remaining)
+        write(chunk)
+        remaining -= len(chunk)
 
 
 def read_tar(handle: BinaryIO, *, origin: str = "the tar stream") -> Iterator[Entry]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -111,3 +112,17 @@ def _output_error(where: Path | list[Path], error: OSError) -> OutputError:
         f"cannot write {shown}: {reason}",
         hint="check that the folder is writable and that the disk has room",
     )
+
+
+def write_kernel(files: AtomicFiles, kernel: Path | bytes | None, filename: str) -> None:
+    """Write the kernel as ``filename`` among ``files``; with no kernel, remove an earlier
+    build's (so it cannot be booted with the new files by mistake)."""
+    if kernel is None:
+        files.remove(filename)
+        return
+    target = files.create(filename)
+    if isinstance(kernel, bytes):
+        target.write(kernel)
+    else:
+        with kernel.open("rb") as source:
+            shutil.copyfileobj(source, target, 1 << 20)

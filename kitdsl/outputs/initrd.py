@@ -26,7 +26,7 @@ from typing import ClassVar
 from kitdsl.outputs.base import Boot, Compression, Job, Needs, open_blob, register
 from kitdsl.outputs.cpio import CpioWriter
 from kitdsl.outputs.entry import Entry, is_boot_entry
-from kitdsl.outputs.files import AtomicFiles
+from kitdsl.outputs.files import AtomicFiles, write_kernel
 from kitdsl.outputs.pgzip import BLOCK_SIZE, GzipWriter, Sink
 from kitdsl.outputs.segments import SegmentCache, SegmentedStream, SegmentTap
 
@@ -113,11 +113,7 @@ class KernelInitrd:
         """Write the kernel, the initrd (microcode first) and the command line."""
         boot, target = job.boot, job.target
         with AtomicFiles(target.folder) as files:
-            if boot.kernel is not None:
-                with open_blob(boot.kernel) as kernel:
-                    shutil.copyfileobj(kernel, files.create(target.filename("-kernel")))
-            else:
-                files.remove(target.filename("-kernel"))
+            write_kernel(files, boot.kernel, target.filename("-kernel"))
             initrd = files.create(target.filename("-initrd.img"))
             if boot.ucode is not None:
                 with open_blob(boot.ucode) as ucode:

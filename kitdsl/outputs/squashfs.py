@@ -49,9 +49,9 @@ from typing import IO, BinaryIO, ClassVar
 
 from kitdsl.errors import OutputError
 from kitdsl.log import warn
-from kitdsl.outputs.base import Boot, Compression, Job, Needs, open_blob, register
-from kitdsl.outputs.entry import DEFAULT_MTIME, Entry, TarSource, is_boot_entry
-from kitdsl.outputs.files import AtomicFiles
+from kitdsl.outputs.base import Boot, Compression, Job, Needs, register
+from kitdsl.outputs.entry import DEFAULT_MTIME, Entry, TarSource, copy_contents, is_boot_entry
+from kitdsl.outputs.files import AtomicFiles, write_kernel
 
 MKSQUASHFS = "mksquashfs"
 MINIMUM_VERSION = (4, 5, 1)
@@ -60,7 +60,6 @@ COMPRESSORS = ("gzip", "xz", "zstd", "lz4", "lzo")
 """The compressors Debian's kernels read (``SQUASHFS_ZLIB``, ``_XZ``, ``_ZSTD``, ``_LZ4``,
 ``_LZO`` are built into their squashfs module)."""
 MAX_TIME = 2**32 - 1
-_CHUNK = 1 << 20
 INSTALL_HINT = "install squashfs-tools (apt-get install squashfs-tools, or `just deps` as root)"
 
 _SUPPORTED_TYPES = (
@@ -223,6 +222,13 @@ class _Layout:
                 yield Entry.directory(parent)
 
 
+def _short(info: tarfile.TarInfo, missing: int) -> OutputError:
+    return OutputError(
+        f"cannot put {info.name!r} in a squashfs image: its data ended {missing} bytes short "
+        f"of its size {info.size}"
+    )
+
+
 def _write_tar(entries: Iterable[Entry], out: IO[bytes]) -> None:
     """Write ``entries`` as a tar in the dialect mksquashfs 4.5 reads best: GNU headers (it
     strips a leading ``/`` or ``../`` from a PAX ``linkpath``, but not from a GNU long link),
@@ -236,16 +242,7 @@ def _write_tar(entries: Iterable[Entry], out: IO[bytes]) -> None:
             out.write(info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"))
         if not info.isreg():
             continue
-        remaining = info.size
-        while remaining:
-            chunk = entry.data.read(min(remaining, _CHUNK)) if entry.data is not None else b""
-            if not chunk:
-                raise OutputError(
-                    f"cannot put {info.name!r} in a squashfs image: its data ended "
-                    f"{remaining} bytes short of its size {info.size}"
-                )
-            out.write(chunk)
-            remaining -= len(chunk)
+        copy_contents(info, entry.data, out.write, functools.partial(_short, info))
         out.write(bytes(-info.size % tarfile.BLOCKSIZE))
     out.write(bytes(2 * tarfile.BLOCKSIZE))
 
@@ -373,11 +370,7 @@ class KernelSquashfs:
         source = TarSource(job.require_spool(), without_boot=True)
         _mksquashfs()  # before anything is written
         with AtomicFiles(target.folder) as files:
-            if boot.kernel is not None:
-                with open_blob(boot.kernel) as kernel:
-                    shutil.copyfileobj(kernel, files.create(target.filename("-kernel")))
-            else:
-                files.remove(target.filename("-kernel"))
+            write_kernel(files, boot.kernel, target.filename("-kernel"))
             if boot.kernel is not None or boot.cmdline:
                 files.create(target.filename("-cmdline")).write(boot.cmdline.encode())
             else:

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from kitdsl.errors import OutputError
 from kitdsl.outputs.base import Blob, Boot, Job, Needs, blob_size, open_blob, register
-from kitdsl.outputs.entry import Entry, Reader, TarSource
+from kitdsl.outputs.entry import Entry, Reader, TarSource, copy_contents
 from kitdsl.outputs.files import AtomicFiles
 from kitdsl.outputs.pgzip import Sink
 from kitdsl.outputs.segments import SegmentCache, SegmentedStream
@@ -80,18 +80,7 @@ class TarWriter:
         self.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if not info.isreg() or not info.size:
             return
-        if data is None:
-            raise ValueError(f"tar entry {info.name!r} has {info.size} bytes but no data")
-        remaining = info.size
-        while remaining:
-            chunk = data.read(min(remaining, CHUNK))
-            if not chunk:
-                raise OutputError(
-                    f"cannot write {info.name!r}: its data ended {remaining} bytes short of its "
-                    f"size {info.size}"
-                )
-            self.write(chunk)
-            remaining -= len(chunk)
+        copy_contents(info, data, self.write, lambda missing: _short(info, missing))
         if info.size % tarfile.BLOCKSIZE:
             self.write(bytes(-info.size % tarfile.BLOCKSIZE))
 
@@ -106,6 +95,12 @@ class TarWriter:
         self.write(bytes(2 * tarfile.BLOCKSIZE))
         if self.offset % tarfile.RECORDSIZE:
             self.write(bytes(-self.offset % tarfile.RECORDSIZE))
+
+
+def _short(info: tarfile.TarInfo, missing: int) -> OutputError:
+    return OutputError(
+        f"cannot write {info.name!r}: its data ended {missing} bytes short of its size {info.size}"
+    )
 
 
 def write_tar(
