@@ -23,6 +23,8 @@ runs again; images still come from the image cache.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -39,7 +41,7 @@ from kitdsl.load.linuxkit_yaml import system_data
 from kitdsl.lockfile import Lockfile
 from kitdsl.oci.cache import Cache
 from kitdsl.outputs import Target, get, write_outputs
-from kitdsl.outputs.segments import SegmentCache, code_digest, key_of
+from kitdsl.outputs.segments import SegmentCache, key_of
 from kitdsl.plan import Reporter, host_platform
 
 __all__ = ["ASSEMBLED", "build_system", "segment_cache"]
@@ -76,7 +78,8 @@ def build_system(
         get(name)
     pulled = pull_system(system, options, lock=lock, frozen_lock=frozen_lock, reporter=reporter)
     stamp = _Stamp(target, _build_key(system, pulled, chosen, target, options))
-    if not rebuild and (found := stamp.up_to_date()) is not None:
+    # The docker format's result also lives in an engine, which may have lost it: it runs.
+    if not rebuild and "docker" not in chosen and (found := stamp.up_to_date()) is not None:
         return found
     cache = Cache.open(options.cache_dir)
     segments = segment_cache(cache, reuse=not rebuild)
@@ -104,7 +107,7 @@ def _build_key(
         for component, found in sorted(pulled.images.items())
     }
     return key_of(
-        code=code_digest(),
+        code=_code_digest(),
         system=system_data(system, base=base, empty_sections=True),
         sources=sources,
         images=images,
@@ -114,6 +117,17 @@ def _build_key(
         platform=str(options.platform or host_platform()),
         mtime=generated_mtime(),
     )
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of all of kitdsl's code: outputs depend on more of it than the segments do
+    (configurations, metadata files), and a stale stamp costs only copying kept segments."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 class _Stamp:

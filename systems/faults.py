@@ -2,10 +2,21 @@
 
 An onboot container that fails (exit code 3), a service that exits as soon as it starts, an
 onboot container that leaves a network namespace behind (a veth pair end and ``bindNS``,
-which LinuxKit systems use) with a service living in it, and an onshutdown container.
+which LinuxKit systems use) with a service living in it, an onshutdown container, and a
+read-only and a read-write volume.
 """
 
-from kitdsl import BindNS, Interface, Onboot, Onshutdown, Runtime, Service, System, packages
+from kitdsl import (
+    BindNS,
+    Interface,
+    Onboot,
+    Onshutdown,
+    Runtime,
+    Service,
+    System,
+    Volume,
+    packages,
+)
 from systems.common import base
 
 fail = Onboot(
@@ -50,5 +61,9 @@ system = System(
     onboot=[fail, netns],
     onshutdown=[goodbye],
     services=[crash, inside],
+    volumes=[
+        Volume(name="tools", image=packages.busybox, readonly=True),
+        Volume(name="scratch"),
+    ],
 )
 """Boots, with one failing onboot container and one crashing service."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,12 @@ import pytest
 from tests.helpers import build_file_tree
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Commands the tests run (`python -m kitdsl ...`, from temporary folders) use this checkout's
+# kitdsl, whatever copy of it is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    part for part in (str(REPO), os.environ.get("PYTHONPATH", "")) if part
+)
 
 
 @pytest.fixture

@@ -169,6 +169,11 @@ def test_failures_are_reported_and_the_machine_stays_up(
         machine.succeed("test -d /sys/fs/cgroup/faults")
         assert "running" in machine.succeed("runc state inside")
 
+        # Volumes: the read-only one holds its image and refuses writes; the other takes them.
+        tools = "/containers/volumes/tools/merged"
+        machine.succeed(f"test -x {tools}/bin/busybox && ! touch {tools}/x")
+        machine.succeed("touch /containers/volumes/scratch/merged/x")
+
         result = machine.poweroff()
         assert result.outcome is Outcome.POWEROFF and result.exit_code == 0, result.detail
         assert "[000-goodbye] goodbye" in machine.console

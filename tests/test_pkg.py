@@ -182,7 +182,64 @@ def test_lockfile_pins_resolve_without_the_archive(
     # Changed where resolving does not look (its command): the pin holds, the tag moves.
     frozen = context_for(AMD64, cache_dir=tmp_path, lock=lock, frozen=True)
     other = frozen.resolved(package(name="web", debian=["httpd"], cmd=["/usr/sbin/httpd"]))
-    assert other.closure == offline.resolved(web).closure and other.tag != context.resolved(web).tag
+    pinned = offline.resolved(web).closure
+    assert other.closure is not None and pinned is not None
+    assert [p.sha256 for p in other.closure.packages] == [p.sha256 for p in pinned.packages]
+    assert other.tag != context.resolved(web).tag
+    # A pinned file is fetched from this machine's archive, not the one that locked it.
+    assert {p.mirror for p in pinned.packages} == {"http://127.0.0.1:9"}
     # Changed where it does: resolving again is needed, which --frozen refuses.
     with pytest.raises(PackageError, match="changed since it was locked"):
         frozen.resolved(package(name="web", debian=["httpd", "busybox-static"]))
+
+
+def test_apt_sources_give_the_mirror_only_when_they_are_debians(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kitdsl.pkg.system import debian_mirrors
+
+    monkeypatch.delenv("KITDSL_DEBIAN_MIRROR", raising=False)
+    apt = tmp_path / "etc" / "apt"
+    apt.mkdir(parents=True)
+    (apt / "sources.list").write_text(
+        "deb http://azure.archive.ubuntu.com/ubuntu jammy main\n"
+        "deb http://mirror.example/debian bookworm main\n"
+        "deb http://mirror.example/debian-security bookworm-security main\n"
+    )
+    assert debian_mirrors(root=str(tmp_path)) == (
+        "http://mirror.example/debian",
+        "http://mirror.example/debian-security",
+    )
+    (apt / "sources.list").write_text("deb http://azure.archive.ubuntu.com/ubuntu jammy main\n")
+    assert debian_mirrors(root=str(tmp_path)) == (
+        "http://deb.debian.org/debian",
+        "http://deb.debian.org/debian-security",
+    )
+    assert debian_mirrors("http://given.example/debian", root=str(tmp_path))[0] == (
+        "http://given.example/debian"
+    )
+
+
+def test_two_packages_may_not_share_a_name() -> None:
+    one = package(name="tools", debian=["busybox-static"])
+    other = package(name="tools", debian=["httpd"])
+    system = System(services=[Service(name="a", image=one), Service(name="b", image=other)])
+    with pytest.raises(ConfigError, match="two different packages are named kitdsl/tools"):
+        system_packages(system)
+    same = package(name="tools", debian=["busybox-static"])
+    twice = System(services=[Service(name="a", image=one), Service(name="b", image=same)])
+    assert system_packages(twice) == [one]
+
+
+def test_a_damaged_pin_is_a_lockfile_error(context: PackageContext, tmp_path: Path) -> None:
+    from kitdsl.errors import LockError
+    from kitdsl.lockfile import LockedPackage
+
+    web = package(name="web", debian=["httpd"])
+    closure = context.resolved(web).closure
+    assert closure is not None
+    data = closure.model_dump(mode="json")
+    data["packages"][0]["sha256"] = "abc"
+    lock = Lockfile(packages={"kitdsl/web": LockedPackage("x", {"linux/amd64": data})})
+    with pytest.raises(LockError, match=r"pin of package kitdsl/web .* packages\.0\.sha256"):
+        context_for(AMD64, cache_dir=tmp_path, lock=lock)

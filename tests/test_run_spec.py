@@ -164,3 +164,19 @@ def test_prepare_disk_creates_once_and_detects_formats(tmp_path: Path) -> None:
     assert raw.format == "raw" and (tmp_path / "r.img").stat().st_size == 4 << 20
     with pytest.raises(UsageError, match="does not exist"):
         prepare_disk(Disk(tmp_path / "absent.img"), "qemu")
+
+
+@pytest.mark.parametrize(
+    ("line", "panic"),
+    [
+        ("[    2.345678] Kernel panic - not syncing: Attempted to kill init!", True),
+        ("Kernel panic - not syncing: VFS: Unable to mount root fs", True),
+        ("<0>[    1.000000] Kernel panic - not syncing: Fatal exception", True),
+        ("[000-job] grep found: Kernel panic - not syncing: in a log", False),
+        ("echo Kernel panic - not syncing", False),
+    ],
+)
+def test_only_the_kernels_own_panic_line_counts(line: str, panic: bool) -> None:
+    from kitdsl.run.process import PANIC_LINE
+
+    assert (PANIC_LINE.match(line) is not None) is panic

@@ -260,9 +260,11 @@ def _kernel(
     if kernel.ucode is not None:
         wanted["ucode"] = _clean(kernel.ucode)
     key = key_of(kind="kernel", code=code_digest(), manifest=image.manifest.digest, **wanted)
-    folder = cache.folder(key) if cache is not None else context.scratch / "kernel"
+    # --rebuild extracts the kernel again (into scratch space), as it redoes every step.
+    reuse = cache is not None and cache.reuse
+    folder = cache.folder(key) if cache is not None and reuse else context.scratch / "kernel"
     marker = folder / "complete"
-    if marker.exists():
+    if marker.exists() and (folder / PARTS).exists():
         with contextlib.suppress(OSError):
             os.utime(marker)  # recently used: kept by prune
     else:
@@ -332,6 +334,8 @@ def _extract_kernel(
             parts = {"binary_mode": found["binary"].info.mode & 0o7777}
             (partial_folder / PARTS).write_text(json.dumps(parts))
             (partial_folder / "complete").touch()
+            if folder.exists() and not (folder / PARTS).exists():
+                shutil.rmtree(folder, ignore_errors=True)  # incomplete: replaced
             with contextlib.suppress(OSError):  # another build got there first: the same files
                 os.rename(partial_folder, folder)
         finally:

@@ -51,15 +51,21 @@ def write_initrd(
     bytes are the same either way.
     """
     compression = compression or Compression()
-    with GzipWriter(out, level=compression.level, threads=compression.threads) as gz:
-        cpio = CpioWriter(gz)
-        if isinstance(rootfs, SegmentedStream):
-            _write_segments(rootfs, cpio, gz, encoding(compression), cache)
-        else:
-            for entry in rootfs:
-                if not is_boot_entry(entry.info.name):
-                    cpio.add(entry)
-        cpio.close()
+    taps: list[SegmentTap] = []  # committed when their last block is written
+    try:
+        with GzipWriter(out, level=compression.level, threads=compression.threads) as gz:
+            cpio = CpioWriter(gz)
+            if isinstance(rootfs, SegmentedStream):
+                _write_segments(rootfs, cpio, gz, encoding(compression), cache, taps)
+            else:
+                for entry in rootfs:
+                    if not is_boot_entry(entry.info.name):
+                        cpio.add(entry)
+            cpio.close()
+    except BaseException:
+        for tap in taps:  # what was not committed is dropped, whatever failed
+            tap.discard()
+        raise
     padding = -gz.compressed_size % 4
     out.write(bytes(padding))
     return gz.compressed_size + padding
@@ -71,28 +77,23 @@ def _write_segments(
     gz: GzipWriter,
     name: str,
     cache: SegmentCache | None,
+    taps: list[SegmentTap],
 ) -> None:
-    taps: list[SegmentTap] = []  # committed when their last block is written
-    try:
-        for segment in rootfs.segments():
-            cached = cache.get(name, segment.key) if cache is not None else None
-            if cached is not None:
-                gz.append_compressed(cached.path, cached.crc, cached.length)
-                rootfs.reused(cached.directories)
-                continue
-            tap = cache.tap(name, segment.key) if cache is not None else None
-            gz.begin_segment(tap, tap.commit if tap is not None else None)
-            if tap is not None:
-                taps.append(tap)
-            with rootfs.read(segment, tap.directories if tap is not None else None) as entries:
-                for entry in entries:
-                    if not is_boot_entry(entry.info.name):
-                        cpio.add(entry)
-            gz.end_segment()
-    except BaseException:
-        for tap in taps:
-            tap.discard()
-        raise
+    for segment in rootfs.segments():
+        cached = cache.get(name, segment.key) if cache is not None else None
+        if cached is not None:
+            gz.append_compressed(cached.path, cached.crc, cached.length)
+            rootfs.reused(cached.directories)
+            continue
+        tap = cache.tap(name, segment.key) if cache is not None else None
+        gz.begin_segment(tap, tap.commit if tap is not None else None)
+        if tap is not None:
+            taps.append(tap)
+        with rootfs.read(segment, tap.directories if tap is not None else None) as entries:
+            for entry in entries:
+                if not is_boot_entry(entry.info.name):
+                    cpio.add(entry)
+        gz.end_segment()
 
 
 @register("kernel+initrd")

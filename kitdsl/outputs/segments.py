@@ -289,6 +289,8 @@ class SegmentCache:
         limit = time.time() - older_than
         count = total = 0
         for meta in self.root.glob("*/*/*.json"):
+            if meta.parent.parent.name == FOLDERS:
+                continue  # a file of a kept folder, which goes by its marker (below)
             with contextlib.suppress(OSError):
                 if meta.stat().st_mtime <= limit:
                     data = meta.with_suffix(".seg")

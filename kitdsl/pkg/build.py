@@ -13,11 +13,12 @@ blob is in, so a build that fails leaves nothing under the name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kitdsl import reference
 from kitdsl.dsl import File
@@ -134,15 +135,20 @@ def deb_layer(resolved: ResolvedPackage, store: ContentStore, context: PackageCo
 def files_layer(resolved: ResolvedPackage, store: ContentStore) -> Layer:
     """One layer of the package's ``files``, in the order given."""
     with LayerWriter(store) as writer:
-        for entry in file_entries(resolved.package.files, resolved.sources):
+        for entry in file_entries(
+            resolved.package.files, resolved.sources, resolved.source_digests
+        ):
             writer.add(entry)
     assert writer.layer is not None
     return writer.layer
 
 
-def file_entries(files: list[File], sources: Mapping[str, Path]) -> Iterator[Entry]:
+def file_entries(
+    files: list[File], sources: Mapping[str, Path], digests: Mapping[str, str]
+) -> Iterator[Entry]:
     """The entries of a package's ``files`` (parents the layer does not hold are left to the
-    layers below, or made 0755 when unpacked)."""
+    layers below, or made 0755 when unpacked). A source file must still have the contents
+    (``digests``) the package's tag was computed from."""
     for file in files:
         name = "/".join(part for part in file.path.split("/") if part not in ("", "."))
         mode = _mode(file)
@@ -156,9 +162,29 @@ def file_entries(files: list[File], sources: Mapping[str, Path]) -> Iterator[Ent
             with path.open("rb") as handle:
                 entry = Entry.file(name, b"", mode=mode, uid=uid, gid=gid)
                 entry.info.size = os.fstat(handle.fileno()).st_size
-                yield Entry(entry.info, handle)
+                checked = _Checked(handle, entry.info.size, digests[file.path], path)
+                yield Entry(entry.info, checked)
         else:
             yield Entry.file(name, (file.contents or "").encode(), mode=mode, uid=uid, gid=gid)
+
+
+class _Checked:
+    """Reads a source file, and refuses it at its end if it is not what was hashed."""
+
+    def __init__(self, handle: BinaryIO, size: int, digest: str, path: Path) -> None:
+        self._handle, self._left, self._digest, self._path = handle, size, digest, path
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._handle.read(size)
+        self._hash.update(data)
+        self._left -= len(data)
+        if self._left <= 0 and self._hash.hexdigest() != self._digest:
+            raise PackageError(
+                f"{self._path} changed while its package was being built",
+                hint="build again once it no longer changes",
+            )
+        return data
 
 
 def _mode(file: File) -> int:

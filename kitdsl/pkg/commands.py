@@ -6,13 +6,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from kitdsl import reference
+from kitdsl.lockfile import LockedPackage, Lockfile, lock_path
 from kitdsl.oci.cache import Cache
 from kitdsl.oci.media import Platform
 from kitdsl.oci.registry import RegistryClient
 from kitdsl.pkg.build import build_package
 from kitdsl.pkg.context import PackageContext
 from kitdsl.pkg.package import Package
-from kitdsl.pkg.system import context_for
+from kitdsl.pkg.system import add_package, context_for
 from kitdsl.pkg.targets import packages_of
 
 __all__ = ["build_packages", "push_packages", "show_tags"]
@@ -22,15 +23,34 @@ def _packages(targets: Sequence[str]) -> list[Package]:
     found: dict[str, Package] = {}
     for target in targets:
         for package in packages_of(target):
-            found.setdefault(package.repository, package)
+            add_package(found, package)
     return list(found.values())
 
 
 def _context(
-    platform: Platform, cache: Path | None, mirror: str | None, keyring: Path | None
+    targets: Sequence[str],
+    platform: Platform,
+    cache: Path | None,
+    mirror: str | None,
+    keyring: Path | None,
 ) -> tuple[Cache, PackageContext]:
+    """The cache, and a context resolving with the pins of the targets' lockfiles (what
+    ``kitdsl build`` of those files would use)."""
+    pins: dict[str, LockedPackage] = {}
+    for target in targets:
+        path = target.split(".py:", 1)[0] + (".py" if ".py:" in target else "")
+        if path.endswith(".py"):
+            lock = Lockfile.read(lock_path(target))
+            pins.update(lock.packages if lock is not None else {})
     store = Cache.open(cache)
-    return store, context_for(platform, cache_dir=store.root, mirror=mirror, keyring=keyring)
+    context = context_for(
+        platform,
+        cache_dir=store.root,
+        mirror=mirror,
+        keyring=keyring,
+        lock=Lockfile(packages=pins) if pins else None,
+    )
+    return store, context
 
 
 def show_tags(
@@ -42,7 +62,7 @@ def show_tags(
     keyring: Path | None = None,
 ) -> Iterator[str]:
     """``ORG/NAME:TAG`` of each package of ``targets``."""
-    _, context = _context(platform, cache, mirror, keyring)
+    _, context = _context(targets, platform, cache, mirror, keyring)
     try:
         for package in _packages(targets):
             yield context.resolved(package).reference
@@ -61,7 +81,7 @@ def build_packages(
 ) -> Iterator[str]:
     """Build each package of ``targets`` into the cache; yield its reference and what
     happened (``built``, or ``cached`` when the tag was there)."""
-    store, context = _context(platform, cache, mirror, keyring)
+    store, context = _context(targets, platform, cache, mirror, keyring)
     try:
         with store.lease():
             for package in _packages(targets):
@@ -88,7 +108,7 @@ def push_packages(
 ) -> Iterator[str]:
     """Build (if needed) and push each package of ``targets`` to ``ORG/NAME:TAG``, ``ORG``
     being ``org`` or the package's own; yield where each went."""
-    store, context = _context(platform, cache, mirror, keyring)
+    store, context = _context(targets, platform, cache, mirror, keyring)
     try:
         with store.lease(), RegistryClient(insecure=insecure, ca_certs=ca_certs) as client:
             for package in _packages(targets):

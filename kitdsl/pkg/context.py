@@ -48,8 +48,17 @@ DEFAULT_SECURITY_URL = "http://deb.debian.org/debian-security"
 TAG_LENGTH = 20
 """Hex digits of a package tag (80 bits)."""
 _DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm": "armhf", "386": "i386"}
-_BUILDER = ("package.py", "build.py", "layers.py", "kernel.py")
-"""The modules whose code decides the bytes of a package's image: part of every tag."""
+_BUILDER = (
+    "pkg",  # the builder, and the reading of .deb files
+    "outputs/tar.py",  # layers are written as tar
+    "outputs/pgzip.py",  # and compressed
+    "outputs/entry.py",
+    "load/linuxkit_yaml.py",  # the org.mobyproject.config label
+    "dsl/models.py",
+    "dsl/types.py",
+)
+"""The code (below ``kitdsl/``) that decides the bytes of a package's image: part of every
+tag, so a kitdsl that builds differently never finds another's image under the same tag."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class ResolvedPackage:
     """The ``.deb`` files, or ``None`` for a package without Debian packages."""
     sources: Mapping[str, Path]
     """Path in the image → the host file of each ``source`` file."""
+    source_digests: Mapping[str, str]
+    """Path in the image → the SHA-256 its source had when the tag was computed."""
     base: tuple[ResolvedPackage, ...]
 
     @property
@@ -159,11 +170,12 @@ class PackageContext:
     def _resolve(self, package: Package) -> ResolvedPackage:
         base = tuple(self.resolved(parent) for parent in package.base)
         sources = _sources(package)
+        digests = {path: file_sha256(host) for path, host in sorted(sources.items())}
         definition = _digest(
             {
                 "definition": package.definition(),
                 "base": [parent.tag for parent in base],
-                "sources": {path: file_sha256(host) for path, host in sorted(sources.items())},
+                "sources": digests,
             }
         )
         request = _digest(package.request())
@@ -180,13 +192,13 @@ class PackageContext:
                 "builder": _builder_digest(),
             }
         )
-        return ResolvedPackage(package, tag[:TAG_LENGTH], request, closure, sources, base)
+        return ResolvedPackage(package, tag[:TAG_LENGTH], request, closure, sources, digests, base)
 
     def _closure(self, package: Package, request: str) -> PackageLock:
         pin = self.pins.get(package.repository)
         platform = str(self.platform)
         if pin is not None and pin.request == request and platform in pin.closures:
-            return pin.closures[platform]
+            return self._here(pin.closures[platform])
         if self.frozen:
             if pin is None:
                 why = "is not in the lockfile"
@@ -201,6 +213,21 @@ class PackageContext:
             )
         archive = self.archive(package)
         return PackageLock.of(archive.resolve(package.debian, exclude=package.exclude))
+
+    def _here(self, closure: PackageLock) -> PackageLock:
+        """A pinned closure fetched from this context's archives: the pins' sha256 say what
+        the files are, not where the machine that locked them found them."""
+        moved = [
+            package.model_copy(
+                update={
+                    "mirror": self.security_mirror
+                    if package.mirror.rstrip("/").endswith("-security")
+                    else self.mirror
+                }
+            )
+            for package in closure.packages
+        ]
+        return closure.model_copy(update={"packages": tuple(moved)})
 
 
 _current: ContextVar[PackageContext | None] = ContextVar("package_context", default=None)
@@ -258,11 +285,12 @@ _builder: list[str] = []
 
 def _builder_digest() -> str:
     if not _builder:
-        folder = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parent.parent
         digest = hashlib.sha256()
         for name in _BUILDER:
-            path = folder / name
-            if path.exists():
-                digest.update(name.encode() + b"\0" + path.read_bytes())
+            found = [package / name] if name.endswith(".py") else package.joinpath(name).rglob("*")
+            for path in sorted(p for p in found if p.is_file() and p.suffix in (".py", ".pgp")):
+                relative = path.relative_to(package).as_posix()
+                digest.update(relative.encode() + b"\0" + path.read_bytes())
         _builder.append(digest.hexdigest())
     return _builder[0]

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from kitdsl.dsl.system import System
 from kitdsl.dsl.types import ImageProvider
-from kitdsl.errors import KitError, LockError, PackageError
+from kitdsl.errors import ConfigError, KitError, LockError, PackageError
 from kitdsl.lockfile import LockedPackage, Lockfile
 from kitdsl.oci.media import Platform
 from kitdsl.oci.store import default_cache_dir
@@ -26,6 +28,7 @@ from kitdsl.pkg.package import Package
 
 __all__ = [
     "MIRROR_ENV",
+    "add_package",
     "check_packages_frozen",
     "context_for",
     "debian_mirrors",
@@ -43,12 +46,26 @@ def system_packages(system: System) -> list[Package]:
     def visit(package: Package) -> None:
         for base in package.base:
             visit(base)
-        found.setdefault(package.repository, package)
+        add_package(found, package)
 
     for image in _images(system):
         if isinstance(image, Package):
             visit(image)
     return list(found.values())
+
+
+def add_package(found: dict[str, Package], package: Package) -> None:
+    """Add ``package`` to ``found`` (by repository), refusing a different package of the same
+    name: the lockfile and the cache know a package by its repository."""
+    known = found.setdefault(package.repository, package)
+    if known is not package and known.model_dump() != package.model_dump():
+        where = f"{known.origin}" if known.origin else "elsewhere"
+        raise ConfigError(
+            f"two different packages are named {package.repository} (the other is defined "
+            f"at {where})",
+            location=package.origin,
+            hint="give one of them another name (or org)",
+        )
 
 
 def _images(system: System) -> Iterator[str | ImageProvider]:
@@ -66,18 +83,44 @@ MIRROR_ENV = "KITDSL_DEBIAN_MIRROR"
 """The Debian archive to use, when no option names one."""
 
 
-def debian_mirrors(mirror: str | None = None) -> tuple[str, str]:
+def debian_mirrors(mirror: str | None = None, *, root: str = "/") -> tuple[str, str]:
     """The Debian archive and its security archive: ``mirror`` when given, else
-    ``$KITDSL_DEBIAN_MIRROR``, else those this machine's apt sources use, else Debian's."""
+    ``$KITDSL_DEBIAN_MIRROR``, else the Debian archives this machine's apt sources use (below
+    ``root``), else Debian's own."""
     main, security = mirror or os.environ.get(MIRROR_ENV), None
     if main is None:
         with contextlib.suppress(OSError, ValueError, KitError):
-            for source in Mirror.from_apt_sources():
+            for source in Mirror.from_apt_sources(root):
+                if not _is_debian(source):
+                    continue  # Ubuntu's or a third party's archive: not where Debian's are
                 if source.suite.endswith("-security"):
                     security = security or source.url
                 elif not source.url.endswith("-security"):
                     main = main or source.url
     return main or DEFAULT_URL, security or DEFAULT_SECURITY_URL
+
+
+DEBIAN_SUITES = frozenset(
+    {
+        "buster",
+        "bullseye",
+        "bookworm",
+        "trixie",
+        "forky",
+        "duke",
+        "sid",
+        "oldoldstable",
+        "oldstable",
+        "stable",
+        "testing",
+        "unstable",
+    }
+)
+
+
+def _is_debian(source: Mirror) -> bool:
+    """Whether an apt source is one of Debian's archives (or a mirror of one)."""
+    return source.suite.split("-", 1)[0] in DEBIAN_SUITES
 
 
 def context_for(
@@ -92,10 +135,7 @@ def context_for(
     """The context a build for ``platform`` resolves packages in: ``lock``'s pins first, the
     archive of :func:`debian_mirrors` then."""
     pins = {
-        name: PinnedPackage(
-            locked.request,
-            {p: PackageLock.model_validate(data) for p, data in locked.closures.items()},
-        )
+        name: PinnedPackage(locked.request, _closures(name, locked))
         for name, locked in (lock.packages if lock is not None else {}).items()
     }
     main, security = debian_mirrors(mirror)
@@ -124,6 +164,24 @@ def lockfile_context(
             yield context
     finally:
         context.close()
+
+
+def _closures(name: str, locked: LockedPackage) -> dict[str, PackageLock]:
+    """The pinned closures of package ``name``, checked: a lockfile edited by hand or written
+    by a newer kitdsl is a :class:`LockError`, not a traceback."""
+    closures = {}
+    for platform, data in locked.closures.items():
+        try:
+            closures[platform] = PackageLock.model_validate(data)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise LockError(
+                f"the lockfile's pin of package {name} for {platform} is not valid: "
+                f"{where}: {problem['msg']}",
+                hint="regenerate it with 'kitdsl lock --update " + name.rsplit("/", 1)[-1] + "'",
+            ) from None
+    return closures
 
 
 def lock_packages(

@@ -14,7 +14,7 @@ from kitdsl.dsl.system import System
 from kitdsl.errors import ConfigError, UsageError
 from kitdsl.load.pyfile import SystemSpec, load_namespace
 from kitdsl.pkg.package import Package
-from kitdsl.pkg.system import system_packages
+from kitdsl.pkg.system import add_package, system_packages
 
 __all__ = ["packages_of"]
 
@@ -41,10 +41,10 @@ def packages_of(target: str) -> list[Package]:
     for _, value in sorted(namespace.items()):
         if isinstance(value, Package):
             for package in [*_bases(value), value]:
-                found.setdefault(package.repository, package)
+                add_package(found, package)
         elif isinstance(value, System):
             for package in system_packages(value):
-                found.setdefault(package.repository, package)
+                add_package(found, package)
     if not found:
         raise UsageError(f"{target} defines no packages")
     return list(found.values())

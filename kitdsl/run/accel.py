@@ -37,6 +37,8 @@ PROBE_TIMEOUT = 5.0
 _PROBE_FORMAT = 1
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 # No initrd, no disk, and no init either way: every kernel ends this boot in a panic.
+UNSETTLED_FOR = 3600.0
+"""Seconds an unsettled verdict (a probe that ran out of time) is kept."""
 _PROBE_CMDLINE = "console=ttyS0 panic=-1 rdinit=/kitdsl-probe init=/kitdsl-probe"
 _PROBE_DONE = re.compile(r"Kernel panic - not syncing")
 
@@ -49,6 +51,9 @@ class KvmVerdict:
     reason: str
     seconds: float
     """How long the probe took."""
+    settled: bool = True
+    """Whether the verdict holds until the host reboots: a guest that booted, or qemu that
+    failed; a guest that only ran out of time (a busy host?) is probed again within the hour."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def probe_kvm(qemu: str, kernel: Path, timeout: float = PROBE_TIMEOUT) -> KvmVer
         reason = f"a guest printed nothing in {timeout:.0f} s under KVM"
     else:
         reason = f"a guest did not finish booting in {timeout:.0f} s under KVM"
-    return KvmVerdict(False, reason, seconds)
+    return KvmVerdict(False, reason, seconds, settled=False)
 
 
 class _VerdictCache:
@@ -164,7 +169,12 @@ class _VerdictCache:
             data = json.loads(self.path.read_text())
             if data.get("key") != self.key:
                 return None
-            return KvmVerdict(bool(data["works"]), str(data["reason"]), float(data["seconds"]))
+            settled = bool(data.get("settled", True))
+            if not settled and time.time() - self.path.stat().st_mtime > UNSETTLED_FOR:
+                return None
+            return KvmVerdict(
+                bool(data["works"]), str(data["reason"]), float(data["seconds"]), settled
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -36,7 +36,11 @@ from kitdsl.run.qemu import PreparedDisk, SerialMode, Sockets, qemu_argv
 from kitdsl.run.qmp import Qmp, QmpError
 from kitdsl.run.spec import BootSpec, RunOptions
 
-PANIC_LINE = re.compile(r"Kernel panic - not syncing: ?(.*)")
+PANIC_LINE = re.compile(
+    r"(?:<\d>)?(?:\[\s*\d+\.\d+\]\s*)?(?P<panic>Kernel panic - not syncing: ?.*)"
+)
+"""The kernel's own panic line, at the start of a console line (after its log level and time
+stamp, when it prints them): a program printing those words elsewhere is not a panic."""
 PANIC_GRACE = 3.0
 """Seconds qemu gets to exit by itself after the console shows a panic."""
 START_TIMEOUT = 30.0
@@ -216,9 +220,9 @@ class QemuProcess:
         )
 
     def _watch_line(self, line: str) -> None:
-        match = PANIC_LINE.search(line)
+        match = PANIC_LINE.match(line)
         if match is not None and self._panic is None:
-            self._panic = (time.monotonic(), line[match.start() :])
+            self._panic = (time.monotonic(), match.group("panic"))
 
     def stderr_tail(self, lines: int = 10) -> str:
         """The last lines qemu wrote to its standard error."""

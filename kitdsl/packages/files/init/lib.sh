@@ -112,7 +112,8 @@ prepare_bundle() { # BUNDLE ID
 	}
 	[ -n "$_hook" ] || return 0
 	# The image's config.json stays as built; a copy with the hook is bound over it.
-	if grep -q '"hooks"' "$1/config.json"; then
+	# A top-level key of config.json (written by kitdsl or LinuxKit: 4-space indent).
+	if grep -q '^    "hooks":' "$1/config.json"; then
 		echo "$1/config.json has hooks of its own: its interfaces and bindNS are not applied"
 		return 0
 	fi

@@ -79,15 +79,20 @@ ulimit -n 1048576 2>/dev/null
 ulimit -u unlimited 2>/dev/null
 
 # --- volumes ---------------------------------------------------------------------------------
-# containers/volumes/NAME/merged is the image (lower) with a writable layer on top.
+# containers/volumes/NAME/merged is the image (lower) with a writable layer on top; a read-only
+# volume (built without tmp/) is lower itself, bound read-only.
 for volume in /containers/volumes/*/; do
 	[ -d "$volume/lower" ] || continue
 	volume=${volume%/}
-	mount -t tmpfs tmpfs "$volume/tmp" &&
-		mkdir -p "$volume/tmp/upper" "$volume/tmp/work" &&
-		mount -t overlay -o "lowerdir=$volume/lower,upperdir=$volume/tmp/upper,workdir=$volume/tmp/work" \
-			overlay "$volume/merged" ||
-		say "volume ${volume##*/}: could not be mounted"
+	if [ -d "$volume/tmp" ]; then
+		mount -t tmpfs tmpfs "$volume/tmp" &&
+			mkdir -p "$volume/tmp/upper" "$volume/tmp/work" &&
+			mount -t overlay -o "lowerdir=$volume/lower,upperdir=$volume/tmp/upper,workdir=$volume/tmp/work" \
+				overlay "$volume/merged"
+	else
+		mount --bind "$volume/lower" "$volume/merged" &&
+			mount -o remount,bind,ro "$volume/merged"
+	fi || say "volume ${volume##*/}: could not be mounted"
 done
 
 # --- scripts of init images, then the onboot containers --------------------------------------
