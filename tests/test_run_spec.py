@@ -180,3 +180,18 @@ def test_only_the_kernels_own_panic_line_counts(line: str, panic: bool) -> None:
     from kitdsl.run.process import PANIC_LINE
 
     assert (PANIC_LINE.match(line) is not None) is panic
+
+
+def test_a_console_that_keeps_little_stays_small() -> None:
+    import time
+
+    from kitdsl.run.console import RECENT, Console
+
+    seen: list[str] = []
+    console = Console(started=time.monotonic(), keep=False)
+    console.on_line(seen.append)
+    for number in range(5 * RECENT):
+        console.feed(f"\x1b[1mline {number}\x1b[0m\r\n".encode())
+    assert len(seen) == 5 * RECENT  # every line still reaches listeners (the log, panics)
+    kept = console.text().splitlines()
+    assert len(kept) == RECENT and kept[-1] == f"line {5 * RECENT - 1}"

@@ -61,6 +61,7 @@ def boot(
                 stdin=sys.stdin.fileno() if interactive else subprocess.DEVNULL,
                 sink=console,
                 log=log,
+                keep_console=False,  # shown and logged as it comes; a long run keeps nothing
             ) as process,
         ):
             try:

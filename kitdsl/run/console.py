@@ -14,12 +14,15 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
 # CSI sequences (ESC [ ... final), OSC strings (ESC ] ... BEL or ESC \), and the other
 # escapes: ESC, intermediate bytes, one final byte (ESC c, ESC ( B, ESC 7, ...).
+RECENT = 200
+"""Lines a console that does not keep everything keeps (for error messages)."""
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]")
 
 
@@ -51,7 +54,11 @@ class Console:
         started: float,
         sink: IO[bytes] | None = None,
         log: IO[str] | None = None,
+        keep: bool = True,
     ) -> None:
+        """``keep=False`` keeps only the last :data:`RECENT` lines (for :meth:`text` and
+        :meth:`tail`), so a long run needs no more memory than a short one; :meth:`search` and
+        :meth:`lines` are then of no use (``kitdsl run`` needs neither)."""
         self.started = started
         """``time.monotonic()`` when qemu was started."""
         self._sink = sink
@@ -65,6 +72,8 @@ class Console:
         self._last_feed = started
         self._closed = False
         self._listeners: list[Callable[[str], None]] = []
+        self._keep = keep
+        self._recent: deque[str] = deque(maxlen=RECENT)
 
     def on_line(self, listener: Callable[[str], None]) -> None:
         """Call ``listener`` with each clean line (without its newline) as it completes."""
@@ -83,10 +92,13 @@ class Console:
             while "\n" in self._partial:
                 raw, self._partial = self._partial.split("\n", 1)
                 line = strip_ansi(raw)
+                completed.append(line)
+                if not self._keep:
+                    self._recent.append(line)
+                    continue
                 self._text += line + "\n"
                 self._line_ends.append(len(self._text))
                 self._line_times.append(now - self.started)
-                completed.append(line)
             self._lock.notify_all()
         for line in completed:
             if self._log is not None:
@@ -128,7 +140,8 @@ class Console:
     def text(self) -> str:
         """Everything received so far, cleaned (the line being received included)."""
         with self._lock:
-            return self._text + strip_ansi(self._partial)
+            kept = self._text if self._keep else "".join(f"{line}\n" for line in self._recent)
+            return kept + strip_ansi(self._partial)
 
     def lines(self) -> list[tuple[float, str]]:
         """Every complete line with its arrival time (seconds from qemu's start)."""

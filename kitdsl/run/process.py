@@ -130,6 +130,7 @@ class QemuProcess:
         sink: IO[bytes] | None = None,
         log: IO[str] | None = None,
         shell: bool = False,
+        keep_console: bool = True,
     ) -> QemuProcess:
         """Start qemu paused, connect QMP (and the command port), then let the guest run."""
         # Socket paths must stay short (108 bytes), so they live in a fresh folder in /tmp.
@@ -158,7 +159,7 @@ class QemuProcess:
                 listener.close()
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        console = Console(started=started, sink=sink, log=log)
+        console = Console(started=started, sink=sink, log=log, keep=keep_console)
         running = cls(process, folder=folder, console=console, accel=accel)
         try:
             running._follow_output()
