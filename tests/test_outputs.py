@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -393,3 +394,22 @@ def test_a_tar_source_is_read_once_per_format(tmp_path: Path) -> None:
     assert [path.name for path in written] == ["b.tar", "b-initrd.img"]
     assert sorted(os.listdir(tmp_path / "o")) == ["b-initrd.img", "b.tar"]
     assert read_newc(gzip.decompress(written[1].read_bytes()))[0].data == payload
+
+
+def test_leftovers_of_killed_builds_are_swept_and_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    old = time.time() - 2 * 3600
+    leftovers = [out / ".box-initrd.img.abcd1234.tmp", out / ".box.k9x_2zq1"]
+    kept = [out / ".box.build.json", out / ".bashrc", out / ".box-kernel.fresh123.tmp"]
+    leftovers[0].write_bytes(b"half")
+    leftovers[1].mkdir()
+    (leftovers[1] / "rootfs.tar").write_bytes(b"x")
+    for path in kept:
+        path.write_bytes(b"keep")
+    (out / ".ssh").mkdir()
+    for path in [*leftovers, *kept[:2], out / ".ssh"]:
+        os.utime(path, (old, old))
+    write_outputs(["tar"], [Entry.directory("etc")], Boot(), Target(out, "box"))
+    assert not any(path.exists() for path in leftovers)
+    assert all(path.exists() for path in kept) and (out / ".ssh").is_dir()

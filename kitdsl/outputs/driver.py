@@ -16,7 +16,12 @@ before it stay written.
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -52,6 +57,7 @@ def write_outputs(
     spool = Needs.SPOOL in needs or (passes > 1 and not reusable)
     try:
         target.folder.mkdir(parents=True, exist_ok=True)
+        _sweep(target)
         scratch = tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.folder)
     except OSError as error:
         raise OutputError(f"cannot write to {target.folder}: {error.strerror}") from error
@@ -82,3 +88,25 @@ def write_outputs(
             job = Job(boot, target, stream, spool=spool_path, initrd=initrd_path, cache=cache)
             written += output.write(job)
     return written
+
+
+STALE = 3600.0
+"""Seconds after which a build's hidden temporary file or folder is a leftover."""
+
+
+def _sweep(target: Target) -> None:
+    """Remove what builds of ``target`` killed mid-way left behind (hidden ``.NAME…`` temporary
+    files and scratch folders older than :data:`STALE`: a running build's are younger)."""
+    limit = time.time() - STALE
+    name = re.escape(target.name)
+    # Exactly the names tempfile gives them here: 8 random characters after our prefix.
+    scratch = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}")
+    partial = re.compile(rf"\.{name}[^/]*\.[a-z0-9_]{{8}}\.tmp")
+    for path in target.folder.glob(f".{glob.escape(target.name)}*"):
+        with contextlib.suppress(OSError):
+            if path.lstat().st_mtime > limit:
+                continue
+            if scratch.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif partial.fullmatch(path.name) and path.is_file():
+                path.unlink()
