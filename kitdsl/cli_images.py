@@ -172,7 +172,8 @@ def lock(
     debian_keyring: DebianKeyringOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Write FILE.lock beside the system: every image pinned to digests per platform."""
+    """Write FILE.lock beside the system: every image pinned to digests per platform, every
+    package built from Debian pinned to its exact .deb files."""
     _set_debug(debug)
     from kitdsl.images import lock_images
     from kitdsl.load import load_system
