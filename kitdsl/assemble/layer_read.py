@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import importlib
 import os
+import re
 import stat
 import tarfile
 import tempfile
@@ -411,7 +412,8 @@ def _parse(
 
 
 _POSIX_MAGIC = b"ustar\x0000"
-_OCTAL = frozenset(b"01234567 \0")
+_OCTAL_FIELDS = re.compile(rb"[0-7 \0]*")
+"""What ustar's numeric fields hold (mode to checksum: bytes 100-156; devices: 329-345)."""
 _NUMBERS: tuple[tuple[int, int], ...] = (
     (100, 108),
     (108, 116),
@@ -431,12 +433,13 @@ def _ustar(block: bytes) -> tarfile.TarInfo | None:
     :meth:`~tarfile.TarInfo.frombuf` then reads, or refuses, itself."""
     if block[257:265] != _POSIX_MAGIC or block[156:157] == tarfile.GNUTYPE_SPARSE:
         return None
-    numbers = [block[start:end] for start, end in _NUMBERS]
-    if any(not _OCTAL.issuperset(field) for field in numbers):
+    if _OCTAL_FIELDS.fullmatch(block, 100, 156) is None:
         return None
-    mode, uid, gid, size, mtime, checksum, major, minor = (
-        int(field.split(b"\0", 1)[0].strip() or b"0", 8) for field in numbers
-    )
+    if _OCTAL_FIELDS.fullmatch(block, 329, 345) is None:
+        return None
+    mode, uid, gid, size, mtime, checksum, major, minor = [
+        int(block[start:end].split(b"\0", 1)[0].strip() or b"0", 8) for start, end in _NUMBERS
+    ]
     if checksum != 256 + sum(block) - sum(block[148:156]):
         return None  # tarfile tries the signed sum too, and names a bad one
     info = tarfile.TarInfo(_text(block[0:100]))

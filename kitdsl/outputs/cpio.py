@@ -77,8 +77,12 @@ def newc_header(
 ) -> bytes:
     """One newc header: the fixed part, ``name`` and its NUL, padded to 4 bytes."""
     fields = (ino, mode, uid, gid, nlink, mtime, size, 0, 0, rdevmajor, rdevminor, len(name) + 1, 0)
-    header = MAGIC + b"".join(b"%08x" % value for value in fields) + name + b"\0"
+    header = _FIXED % fields + name + b"\0"
     return header + bytes(-len(header) % 4)
+
+
+_FIXED = MAGIC + b"%08x" * 13
+"""The fixed part of a newc header: the magic and thirteen 8-digit hexadecimal fields."""
 
 
 def archive_name(name: str) -> str:
