@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from typing import Any
 from kitdsl.assemble.epoch import generated_mtime
 from kitdsl.assemble.rootfs import assemble
 from kitdsl.dsl.system import System
-from kitdsl.fsutil import atomic_write_text, file_sha256
+from kitdsl.fsutil import atomic_write_text, file_sha256, files_digest
 from kitdsl.images import ImageOptions, Pulled, pull_system
 from kitdsl.load.file_sources import source_path
 from kitdsl.load.linuxkit_yaml import system_data
@@ -124,10 +123,7 @@ def _code_digest() -> str:
     """A digest of all of kitdsl's code: outputs depend on more of it than the segments do
     (configurations, metadata files), and a stale stamp costs only copying kept segments."""
     package = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    return files_digest(package, sorted(package.rglob("*.py")))
 
 
 class _Stamp:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_bytes(
@@ -51,3 +54,18 @@ def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's contents, in hex."""
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def files_digest(root: Path, paths: Iterable[Path]) -> str:
+    """The SHA-256, in hex, of each file's path relative to ``root``, a NUL and its contents,
+    in the order given: what a piece of kitdsl's own code is, as part of a cache key."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def json_digest(data: Any) -> str:
+    """The SHA-256, in hex, of ``data`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

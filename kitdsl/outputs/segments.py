@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kitdsl.fsutil import files_digest, json_digest
 from kitdsl.log import warn
 from kitdsl.outputs.entry import Entry
 
@@ -62,17 +62,14 @@ def code_digest() -> str:
     """A digest of the code that assembles and encodes (:data:`CODE`): part of every key, so
     that a kitdsl that flattens or encodes differently never reuses what another one kept."""
     package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(path for part in CODE for path in (package / part).rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return files_digest(
+        package, sorted(path for part in CODE for path in (package / part).rglob("*.py"))
+    )
 
 
 def key_of(**parts: Any) -> str:
     """A segment key: the SHA-256 of ``parts`` as canonical JSON."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json_digest(parts)
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,15 @@ its tag but keeps its pin.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import functools
 import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kitdsl.errors import ConfigError, PackageError
-from kitdsl.fsutil import file_sha256
+from kitdsl.fsutil import file_sha256, files_digest, json_digest
 from kitdsl.load.file_sources import source_path
 from kitdsl.oci.media import Platform
 from kitdsl.oci.store import default_cache_dir
@@ -171,20 +169,20 @@ class PackageContext:
         base = tuple(self.resolved(parent) for parent in package.base)
         sources = _sources(package)
         digests = {path: file_sha256(host) for path, host in sorted(sources.items())}
-        definition = _digest(
+        definition = json_digest(
             {
                 "definition": package.definition(),
                 "base": [parent.tag for parent in base],
                 "sources": digests,
             }
         )
-        request = _digest(package.request())
+        request = json_digest(package.request())
         closure = self._closure(package, request) if package.debian else None
         pinned = [
             [p.name, p.version, p.architecture, p.sha256]
             for p in (closure.packages if closure is not None else ())
         ]
-        tag = _digest(
+        tag = json_digest(
             {
                 "definition": definition,
                 "platform": str(self.platform),
@@ -275,22 +273,11 @@ def _sources(package: Package) -> dict[str, Path]:
     return found
 
 
-def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-_builder: list[str] = []
-
-
+@functools.cache
 def _builder_digest() -> str:
-    if not _builder:
-        package = Path(__file__).resolve().parent.parent
-        digest = hashlib.sha256()
-        for name in _BUILDER:
-            found = [package / name] if name.endswith(".py") else package.joinpath(name).rglob("*")
-            for path in sorted(p for p in found if p.is_file() and p.suffix in (".py", ".pgp")):
-                relative = path.relative_to(package).as_posix()
-                digest.update(relative.encode() + b"\0" + path.read_bytes())
-        _builder.append(digest.hexdigest())
-    return _builder[0]
+    package = Path(__file__).resolve().parent.parent
+    paths = []
+    for name in _BUILDER:
+        found = [package / name] if name.endswith(".py") else package.joinpath(name).rglob("*")
+        paths += sorted(p for p in found if p.is_file() and p.suffix in (".py", ".pgp"))
+    return files_digest(package, paths)
