@@ -12,15 +12,18 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kitdsl.assemble import layer_read
 from kitdsl.assemble.layer_filter import HOSTS, NO_RESOLV_CONF, RESOLVCONF_LINK, linuxkit_filter
-from kitdsl.assemble.layer_read import LayerError, LayerSource
+from kitdsl.assemble.layer_read import LayerData, LayerError, LayerSource
 from kitdsl.assemble.layers import DEFAULT_MTIME, flatten, image_layers, relocate
 from kitdsl.errors import ImageError
 from kitdsl.oci.media import OCI_LAYER_ZSTD
@@ -294,6 +297,26 @@ def test_corrupt_gzip_is_refused() -> None:
     blob[-6] ^= 0xFF  # the CRC in the trailer
     message = refusal_of_blobs([bytes(blob)])
     assert "layer 1 of 1" in message and "is not valid gzip data: CRC check failed" in message
+
+
+def test_layers_are_decompressed_outside_the_calling_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The calling thread goes on to compress the initrd, which ISA-L's decoder would slow down
+    # (see kitdsl.assemble.layer_read); its errors still reach the caller.
+    threads: list[int] = []
+    decompress = layer_read._uncompressed
+
+    def recording(*args: Any) -> LayerData:
+        threads.append(threading.get_ident())
+        return decompress(*args)
+
+    monkeypatch.setattr(layer_read, "_uncompressed", recording)
+    assert kinds(tree(layer(file("a")), layer(file("b")))) == {"a": "file", "b": "file"}
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    blob = gz(layer(file("a", random.Random(1).randbytes(5000))))
+    assert "it is truncated" in refusal_of_blobs([blob[: len(blob) // 2]])
+    assert len(threads) == 3 and threading.get_ident() not in threads
 
 
 def test_truncated_gzip_is_refused() -> None:
