@@ -28,7 +28,6 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from kitdsl.assemble.epoch import generated_mtime
 from kitdsl.assemble.rootfs import assemble
@@ -40,6 +39,7 @@ from kitdsl.load.linuxkit_yaml import system_data
 from kitdsl.lockfile import Lockfile
 from kitdsl.oci.cache import Cache
 from kitdsl.outputs import Target, get, write_outputs
+from kitdsl.outputs.files import identity, written_identity
 from kitdsl.outputs.segments import SegmentCache, key_of
 from kitdsl.plan import Reporter, host_platform
 
@@ -143,7 +143,7 @@ class _Stamp:
             files: list[Path] = []
             for name, expected in record["files"].items():
                 path = self.folder / name
-                if _identity(path) != expected:
+                if identity(path) != expected:
                     return None
                 files.append(path)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -153,15 +153,9 @@ class _Stamp:
     def record(self, written: list[Path]) -> None:
         """Note the outputs just written (a stamp that cannot be written only costs the next
         build its shortcut)."""
-        files = {path.name: _identity(path) for path in written}
+        files = {path.name: written_identity(path) for path in written}
         try:
             atomic_write_text(self.path, json.dumps({"key": self.key, "files": files}) + "\n")
         except OSError:
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
-
-
-def _identity(path: Path) -> list[Any]:
-    """What tells that a file is the one written: its size and modification time."""
-    status = path.stat()
-    return [status.st_size, status.st_mtime_ns]

@@ -34,6 +34,7 @@ from kitdsl.outputs import (
     write_outputs,
 )
 from kitdsl.outputs.cpio import CpioWriter
+from kitdsl.outputs.files import AtomicFiles, identity, written_identity
 from tests.test_outputs_cpio import read_newc
 from tests.test_outputs_gzip import realistic
 
@@ -354,6 +355,22 @@ def test_an_interrupted_build_leaves_no_file_behind(tmp_path: Path, formats: lis
         build(tmp_path, formats, rootfs=interrupted_rootfs(after=len(make_rootfs()) - 1))
     assert os.listdir(tmp_path) == ["box-initrd.img"]
     assert (tmp_path / "box-initrd.img").read_bytes() == b"from an earlier build"
+
+
+def test_the_identity_kept_is_of_the_file_written_not_of_one_that_replaced_it(
+    tmp_path: Path,
+) -> None:
+    # Two builds writing one folder: the other may rename its file over ours before ours is
+    # recorded; what is recorded must then not match what is in place.
+    with AtomicFiles(tmp_path) as files:
+        files.create("box.tar").write(b"ours")
+    ours = identity(tmp_path / "box.tar")
+    theirs = tmp_path / ".theirs"
+    theirs.write_bytes(b"theirs, longer")
+    os.replace(theirs, tmp_path / "box.tar")
+    assert written_identity(tmp_path / "box.tar") == ours != identity(tmp_path / "box.tar")
+    (tmp_path / "notes").write_text("not written by AtomicFiles")
+    assert written_identity(tmp_path / "notes") == identity(tmp_path / "notes")
 
 
 def test_an_entry_that_cannot_be_converted(tmp_path: Path) -> None:
