@@ -11,6 +11,7 @@ import pytest
 
 from kitdsl.errors import ConfigError, UserCodeError
 from kitdsl.load import load_system
+from kitdsl.load.isolation import _resolve
 from kitdsl.load.pyfile import SystemSpec, load_system_file, project_root
 
 Project = Callable[[dict[str, str]], Path]
@@ -306,3 +307,31 @@ def test_relative_imports_in_the_entry_file(project: Project) -> None:
     assert "systems" not in sys.modules or not str(
         getattr(sys.modules["systems"], "__file__", "")
     ).startswith(str(root))
+
+
+def test_paths_resolved_a_folder_at_a_time_match_full_resolution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What tells the project's modules from libraries resolves every module's path; folders
+    # are resolved once per load, with the same answers as resolving each path in full.
+    real = tmp_path / "real"
+    (real / "pkg").mkdir(parents=True)
+    (real / "pkg" / "mod.py").write_text("")
+    (tmp_path / "linked").symlink_to(real)
+    (tmp_path / "alias.py").symlink_to(real / "pkg" / "mod.py")
+    monkeypatch.chdir(tmp_path)
+    paths = [
+        tmp_path / "linked" / "pkg" / "mod.py",
+        tmp_path / "linked" / "pkg",
+        str(tmp_path / "linked" / "pkg") + "/",
+        tmp_path / "linked" / "pkg" / "..",
+        tmp_path / "linked" / ".." / "real" / "pkg" / "mod.py",
+        tmp_path / "alias.py",
+        "linked/pkg/mod.py",
+        "alias.py",
+        tmp_path / "missing" / "x.py",
+    ]
+    folders: dict[str, Path] = {}
+    for path in paths:
+        assert _resolve(path, folders) == Path(path).resolve(), path
+    assert folders  # shared between the paths

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import sysconfig
 from collections.abc import Iterator, Sequence
@@ -33,12 +34,15 @@ _OWN_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ENTRY_PREFIX = "_kitdsl_system_"
 
 
-def is_user_file(path: str | Path, root: Path) -> bool:
+def is_user_file(path: str | Path, root: Path, folders: dict[str, Path] | None = None) -> bool:
     """True for a file of the project itself: below ``root``, not in a virtual environment
-    or installed-packages folder, not kitdsl."""
+    or installed-packages folder, not kitdsl.
+
+    ``folders`` remembers resolved folders between calls that look at many files at once (the
+    modules of ``sys.modules``: resolving each path in full is most of the time of a load)."""
     if isinstance(path, str) and path.startswith("<"):
         return False
-    resolved = Path(path).resolve()
+    resolved = _resolve(path, folders) if folders is not None else Path(path).resolve()
     if resolved.is_relative_to(_OWN_PACKAGE_DIR):
         return False
     try:
@@ -58,13 +62,27 @@ def _is_library(origin: str | None) -> bool:
     )
 
 
-def is_user_module(module: ModuleType, root: Path) -> bool:
-    """A module (or namespace package) whose code comes from the project."""
+def _resolve(path: str | Path, folders: dict[str, Path]) -> Path:
+    """``Path(path).resolve()``, the folder of ``path`` resolved once per ``folders``."""
+    text = os.fspath(path)
+    absolute = text if os.path.isabs(text) else os.path.join(os.getcwd(), text)
+    folder, name = os.path.split(absolute)
+    if name in ("", ".", "..") or os.path.islink(absolute):
+        return Path(absolute).resolve()
+    known = folders.get(folder)
+    if known is None:
+        known = folders[folder] = Path(folder).resolve()
+    return known / name
+
+
+def is_user_module(module: ModuleType, root: Path, folders: dict[str, Path] | None = None) -> bool:
+    """A module (or namespace package) whose code comes from the project (``folders`` as for
+    :func:`is_user_file`)."""
     file = getattr(module, "__file__", None)
     if file:
-        return is_user_file(file, root)
+        return is_user_file(file, root, folders)
     locations = list(getattr(module, "__path__", []))
-    return bool(locations) and all(is_user_file(location, root) for location in locations)
+    return bool(locations) and all(is_user_file(location, root, folders) for location in locations)
 
 
 def _top_levels(root: Path) -> set[str]:
@@ -154,10 +172,11 @@ def _module_label(module: ModuleType) -> str:
 def isolated_imports(root: Path) -> Iterator[ImportTracker]:
     """Make ``root`` importable for the duration, then forget every module imported from it."""
     tracker = ImportTracker(root)
+    folders: dict[str, Path] = {}  # resolved, for this load only: links may change between
 
     def belongs(name: str, module: ModuleType) -> bool:
         top = name.partition(".")[0]
-        return is_user_module(module, root) or (
+        return is_user_module(module, root, folders) or (
             top in tracker.top_levels and tracker.takes_over(top) and top != "kitdsl"
         )
 
