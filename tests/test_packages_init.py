@@ -325,6 +325,40 @@ def test_malformed_runtime_json_is_refused(
     assert result.stderr == f"runtime.awk: {path}: unexpected '}}' at character 13\n"
 
 
+@pytest.mark.parametrize(
+    ("escaped", "problem"),
+    [
+        ("\\ud83d\\ude00", None),  # a surrogate pair: one code point beyond the BMP
+        ("\\u00e9\\u4e2d", None),
+        ("\\ud83d", "a lone high surrogate in a string"),
+        ("\\ud83dx", "a lone high surrogate in a string"),
+        ("\\ud83d\\u0041", "a high surrogate without its low surrogate in a string"),
+        ("\\ude00", "a lone low surrogate in a string"),
+        ("a\\u0000b", "a NUL character (\\u0000) in a string"),
+        ("\\u12g4", "a \\u escape without four hexadecimal digits"),
+    ],
+)
+def test_unicode_escapes_in_runtime_json(
+    busybox_path: Path, init_tree: Path, tmp_path: Path, escaped: str, problem: str | None
+) -> None:
+    path = tmp_path / "runtime.json"
+    path.write_text('{"bindNS": {"uts": "/run/' + escaped + '"}}')
+    result = subprocess.run(
+        [str(busybox_path), "awk", "-f", str(init_tree / "usr/lib/kitdsl/runtime.awk"), path],
+        capture_output=True,
+        check=False,
+    )
+    if problem is None:
+        assert result.returncode == 0, result.stderr
+        value = json.loads(f'"/run/{escaped}"')
+        quoted = "'" + value + "'"
+        assert result.stdout.decode() == f"rt_bindns uts {quoted} || return 1\n"
+    else:
+        assert result.returncode == 1
+        assert result.stdout == b""
+        assert problem in result.stderr.decode()
+
+
 # --- lib.sh ---------------------------------------------------------------------------------
 
 

@@ -114,28 +114,54 @@ function parse_string(    out, c, e) {
 		else if (e == "r") out = out "\r"
 		else if (e == "b") out = out "\b"
 		else if (e == "f") out = out "\f"
-		else if (e == "u") {
-			out = out utf8(hex(substr(text, pos, 4)))
-			pos += 4
-		} else out = out e
+		else if (e == "u")
+			out = out utf8(code_point())
+		else out = out e
 	}
 	fail("unterminated string")
 }
 
-function hex(digits,    i, n) {
-	n = 0
-	for (i = 1; i <= length(digits); i++)
-		n = n * 16 + index("0123456789abcdef", tolower(substr(digits, i, 1))) - 1
+# The code point of a \u escape (pos is after the "u"): a UTF-16 surrogate pair is one code
+# point; a lone surrogate, or NUL (which no path or name can hold), is refused.
+function code_point(    n, low) {
+	n = hex4()
+	if (n >= 56320 && n < 57344)
+		fail("a lone low surrogate in a string")
+	if (n >= 55296 && n < 56320) {
+		if (substr(text, pos, 2) != "\\u")
+			fail("a lone high surrogate in a string")
+		pos += 2
+		low = hex4()
+		if (low < 56320 || low >= 57344)
+			fail("a high surrogate without its low surrogate in a string")
+		n = 65536 + (n - 55296) * 1024 + (low - 56320)
+	}
+	if (n == 0)
+		fail("a NUL character (\\u0000) in a string")
 	return n
 }
 
-# A code point (of the Basic Multilingual Plane) as UTF-8.
+function hex4(    digits, i, n) {
+	digits = tolower(substr(text, pos, 4))
+	if (digits !~ /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]$/)
+		fail("a \\u escape without four hexadecimal digits")
+	n = 0
+	for (i = 1; i <= 4; i++)
+		n = n * 16 + index("0123456789abcdef", substr(digits, i, 1)) - 1
+	pos += 4
+	return n
+}
+
+# A code point as UTF-8.
 function utf8(n) {
 	if (n < 128)
 		return sprintf("%c", n)
 	if (n < 2048)
 		return sprintf("%c%c", 192 + int(n / 64), 128 + n % 64)
-	return sprintf("%c%c%c", 224 + int(n / 4096), 128 + int(n / 64) % 64, 128 + n % 64)
+	if (n < 65536)
+		return sprintf("%c%c%c", 224 + int(n / 4096), 128 + int(n / 64) % 64, 128 + n % 64)
+	return sprintf("%c%c%c%c", 240 + int(n / 262144), 128 + int(n / 4096) % 64, \
+		128 + int(n / 64) % 64, 128 + n % 64)
 }
 
 # A word for the shell: single-quoted, a single quote written '\''.
