@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import os
 import random
 import re
@@ -33,6 +34,7 @@ from kitdsl.outputs import (
     read_tar,
     write_outputs,
 )
+from kitdsl.outputs import files as files_module
 from kitdsl.outputs.cpio import CpioWriter
 from kitdsl.outputs.files import AtomicFiles, identity, written_identity
 from tests.test_outputs_cpio import read_newc
@@ -371,6 +373,34 @@ def test_the_identity_kept_is_of_the_file_written_not_of_one_that_replaced_it(
     assert written_identity(tmp_path / "box.tar") == ours != identity(tmp_path / "box.tar")
     (tmp_path / "notes").write_text("not written by AtomicFiles")
     assert written_identity(tmp_path / "notes") == identity(tmp_path / "notes")
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_outputs_written_behind_keep_every_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: bool
+) -> None:
+    # Writeback is started every WRITE_BEHIND bytes; a file system refusing the hint is fine.
+    monkeypatch.setattr(files_module, "WRITE_BEHIND", 64 << 10)
+    hints: list[tuple[int, int]] = []
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        hints.append((offset, length))
+        if refused:
+            raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    rng = random.Random(5)
+    data = rng.randbytes(1 << 20)
+    with AtomicFiles(tmp_path) as files:
+        out = files.create("box.img")
+        position = 0
+        while position < len(data):
+            size = rng.choice([1, 100, 5000, 70000, 300000])
+            out.write(data[position : position + size])
+            position += size
+    assert (tmp_path / "box.img").read_bytes() == data
+    assert hints and hints[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(hints))
 
 
 def test_an_entry_that_cannot_be_converted(tmp_path: Path) -> None:

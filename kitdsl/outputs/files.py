@@ -64,10 +64,11 @@ class _WriteBehind(io.FileIO):
         end = self.tell()
         if end - self._flushed >= WRITE_BEHIND and hasattr(os, "posix_fadvise"):
             # DONTNEED starts the range's writeback without waiting for it (pages still
-            # being written stay cached).
-            os.posix_fadvise(
-                self.fileno(), self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED
-            )
+            # being written stay cached). Only a hint: a file system may refuse it.
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(
+                    self.fileno(), self._flushed, end - self._flushed, os.POSIX_FADV_DONTNEED
+                )
             self._flushed = end
         return written
 
