@@ -186,11 +186,12 @@ def settle() -> None:
 
 
 def settle_memory(inputs: list[Path]) -> bool:
-    """Start every measurement from the same memory state: drop the page cache (as root) and
-    read ``inputs`` back in, so the cache stays warm. Writing a large new file (the cpio
-    above) leaves this kind of virtual machine about 5% slower at page-cache-heavy work for a
-    while (builds: 4.3 s against 4.05 s), whichever step comes next; dropped, it is not.
-    Returns whether the cache could be dropped."""
+    """Before the measurements, drop the page cache (as root: the whole machine's) and read
+    ``inputs`` back in, so the cache stays warm. Writing a large new file (the cpio above)
+    leaves this kind of virtual machine about 5% slower at page-cache-heavy work for a while
+    (builds: 4.3 s against 4.05 s), whichever step comes next; dropped, it is not. Between
+    the measurements :func:`settle` only writes dirty pages out. Returns whether the cache
+    could be dropped."""
     os.sync()
     try:
         Path("/proc/sys/vm/drop_caches").write_text("1\n")

@@ -4,18 +4,21 @@ filters, determinism, agreement with umoci, bounded memory."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 from hypothesis import given, settings
@@ -317,6 +320,42 @@ def test_layers_are_decompressed_outside_the_calling_thread(
     blob = gz(layer(file("a", random.Random(1).randbytes(5000))))
     assert "it is truncated" in refusal_of_blobs([blob[: len(blob) // 2]])
     assert len(threads) == 3 and threading.get_ident() not in threads
+
+
+class _SlowBlob(io.RawIOBase):
+    """A blob served a few bytes at a time, slowly: a layer that takes seconds to read."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        time.sleep(0.002)
+        piece = self.blob[self.position : self.position + 64]
+        buffer[: len(piece)] = piece
+        self.position += len(piece)
+        return len(piece)
+
+
+def test_an_interrupted_build_stops_reading_the_layer_at_once(tmp_path: Path) -> None:
+    # Ctrl-C while a layer is decompressed elsewhere: the reader stops at its next read, the
+    # interruption reaches the caller, and no thread or temporary file is left behind.
+    blob = gzip.compress(random.Random(3).randbytes(1 << 20), mtime=0)  # ~33 s to read
+    slow = _SlowBlob(blob)
+    source = dataclasses.replace(sources([blob])[0], open=lambda: cast(BinaryIO, slow))
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            flatten([source], image="test", workdir=tmp_path)
+    finally:
+        timer.cancel()
+    assert slow.position < len(blob) // 4
+    assert not [t for t in threading.enumerate() if t.name.startswith("kitdsl-layer")]
+    assert os.listdir(tmp_path) == []
 
 
 def test_truncated_gzip_is_refused() -> None:

@@ -14,10 +14,11 @@ Compression is recognised by the blob's first bytes, not by its media type, as D
 containerd do, because registries serve mislabelled layers. gzip is read with ISA-L
 (``isal``), about three times as fast as zlib, when it is installed; zstd needs the optional
 ``zstandard`` package. Decompression runs in a short-lived thread of its own: once ISA-L's
-vector code has run in a thread, zlib's deflate runs about 18% slower in that thread *and in
-every thread it starts afterwards* (they inherit the CPU's extended register state; measured on
-the EPYC of docs/performance.md), and the thread that reads layers is the one that compresses
-the initrd and starts its compression workers.
+vector code has run in a thread, zlib's deflate runs about a fifth slower in that thread *and in
+every thread it starts afterwards* (measured on the EPYC of docs/performance.md; most likely
+the vector registers' state, which a new thread inherits), and the thread that reads layers is
+the one that compresses the initrd and starts its compression workers. Interrupted, the caller
+tells that thread to stop at its next read.
 
 The uncompressed tar is hashed and checked against the ``diff_id`` of the image
 configuration, once per blob: the store remembers the blobs it checked (they are immutable),
@@ -35,16 +36,15 @@ import re
 import stat
 import tarfile
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, cast
 
 from kitdsl.errors import ImageError
-
-_T = TypeVar("_T")
 
 CHUNK = 1 << 20
 BLOCK = tarfile.BLOCKSIZE
@@ -147,13 +147,18 @@ class _Hashing:
     """A readable stream that hashes what passes through (unless ``hashing`` is false) and can
     give back a peeked prefix."""
 
-    def __init__(self, raw: BinaryIO, *, hashing: bool = True) -> None:
+    def __init__(
+        self, raw: BinaryIO, *, hashing: bool = True, stop: threading.Event | None = None
+    ) -> None:
         self.raw = raw
         self.hash = hashlib.sha256() if hashing else None
         self.size = 0
+        self.stop = stop
         self._pending = b""
 
     def _pull(self, size: int) -> bytes:
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
         data = self.raw.read(size)
         if self.hash is not None:
             self.hash.update(data)
@@ -188,6 +193,10 @@ class _Hashing:
     @property
     def digest(self) -> str | None:
         return f"sha256:{self.hash.hexdigest()}" if self.hash is not None else None
+
+
+class _Stopped(Exception):
+    """The reader of a layer was told to stop (the build was interrupted)."""
 
 
 class _BoundedReads:
@@ -231,7 +240,7 @@ def read_layer(
     except OSError as error:
         raise label.error(f"cannot be read: {error.strerror or error}") from None
     try:
-        data = _in_own_thread(_uncompressed, raw, source, label, workdir)
+        data = _decompress(raw, source, label, workdir)
     finally:
         raw.close()
     try:
@@ -241,18 +250,37 @@ def read_layer(
         raise
 
 
-def _in_own_thread(function: Callable[..., _T], *args: object) -> _T:
-    """``function(*args)`` run in a new thread (see the module documentation for why); its
-    result is returned and its exception raised here."""
-    with ThreadPoolExecutor(1, thread_name_prefix="kitdsl-layer") as executor:
-        return executor.submit(function, *args).result()
+def _decompress(
+    raw: BinaryIO, source: LayerSource, label: LayerLabel, workdir: Path | None
+) -> LayerData:
+    """:func:`_uncompressed` run in a new thread (see the module documentation for why): its
+    result is returned and its exception raised here. Interrupted here (Ctrl-C), the thread
+    stops at its next read and what it wrote is dropped."""
+    stop = threading.Event()
+    executor = ThreadPoolExecutor(1, thread_name_prefix="kitdsl-layer")
+    future = executor.submit(_uncompressed, raw, source, label, workdir, stop)
+    try:
+        data = future.result()
+    except BaseException:
+        stop.set()
+        executor.shutdown(wait=True)
+        if future.done() and not future.cancelled() and future.exception() is None:
+            future.result().close()  # it finished as we were interrupted
+        raise
+    executor.shutdown(wait=True)
+    return data
 
 
 def _uncompressed(
-    raw: BinaryIO, source: LayerSource, label: LayerLabel, workdir: Path | None
+    raw: BinaryIO,
+    source: LayerSource,
+    label: LayerLabel,
+    workdir: Path | None,
+    stop: threading.Event | None = None,
 ) -> LayerData:
-    """The uncompressed tar in a file we can ``pread``, its digests checked."""
-    stream = _Hashing(raw, hashing=source.diff_id is None)
+    """The uncompressed tar in a file we can ``pread``, its digests checked (``stop``, once
+    set, ends the reading with :class:`_Stopped`)."""
+    stream = _Hashing(raw, hashing=source.diff_id is None, stop=stop)
     magic = stream.peek(4)
     if magic[:2] == GZIP_MAGIC:
         kind = "gzip"
@@ -264,7 +292,7 @@ def _uncompressed(
     elif _is_local_file(raw):
         # Uncompressed and already on disk: hash it and read it in place.
         raw.seek(0)
-        stream = _Hashing(raw)
+        stream = _Hashing(raw, stop=stop)
         while stream.read(CHUNK):
             pass
         digest = stream.digest

@@ -19,6 +19,7 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
 
 FILE_MODE = 0o644
 
-_PUT_IN_PLACE: dict[Path, list[int]] = {}
-"""The identity of each file :class:`AtomicFiles` last put in place in this process."""
+_PUT_IN_PLACE: dict[tuple[int, Path], list[int]] = {}
+"""(thread, path) → the identity of the file :class:`AtomicFiles` put there last, until asked
+(:func:`written_identity`)."""
 
 
 def identity(path: Path) -> list[int]:
@@ -41,10 +43,10 @@ def identity(path: Path) -> list[int]:
 
 
 def written_identity(path: Path) -> list[int]:
-    """The identity of the file this process put at ``path`` (as it was written, whatever
-    replaced it since), or of the file there now if this process wrote none."""
-    known = _PUT_IN_PLACE.get(path)
-    return list(known) if known is not None else identity(path)
+    """The identity of the file this thread last put at ``path`` (as it was written, whatever
+    replaced it since; forgotten once asked), or of the file there now if it wrote none."""
+    known = _PUT_IN_PLACE.pop((threading.get_ident(), path), None)
+    return known if known is not None else identity(path)
 
 
 WRITE_BEHIND = 16 << 20
@@ -58,10 +60,12 @@ class _WriteBehind(io.FileIO):
     150 MB initrd here, with the CPUs otherwise idle)."""
 
     _flushed = 0
+    _position = 0
 
     def write(self, data: ReadableBuffer, /) -> int:
         written = super().write(data)
-        end = self.tell()
+        self._position += written
+        end = self._position
         if end - self._flushed >= WRITE_BEHIND and hasattr(os, "posix_fadvise"):
             # DONTNEED starts the range's writeback without waiting for it (pages still
             # being written stay cached). Only a hint: a file system may refuse it.
@@ -71,6 +75,11 @@ class _WriteBehind(io.FileIO):
                 )
             self._flushed = end
         return written
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        self._position = super().seek(offset, whence)
+        self._flushed = min(self._flushed, self._position)
+        return self._position
 
 
 class AtomicFiles:
@@ -129,17 +138,16 @@ class AtomicFiles:
         return paths[0] if len(paths) == 1 else paths or self.folder
 
     def _commit(self) -> None:
-        identities: list[list[int]] = []
         for _, temporary, handle in self._pending:
             handle.flush()
             os.fsync(handle.fileno())
-            status = os.fstat(handle.fileno())  # a rename keeps both; chmod changes neither
-            identities.append([status.st_size, status.st_mtime_ns])
             handle.close()
             os.chmod(temporary, FILE_MODE)
-        for (final, temporary, _), written in zip(self._pending, identities, strict=True):
+        for final, temporary, _ in self._pending:
+            # Taken while the name is still this build's own (a rename keeps both figures).
+            written = identity(temporary)
             os.replace(temporary, final)
-            _PUT_IN_PLACE[final] = written
+            _PUT_IN_PLACE[(threading.get_ident(), final)] = written
             self.written.append(final)
         for stale in self._stale:
             with contextlib.suppress(FileNotFoundError):
