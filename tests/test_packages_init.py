@@ -257,16 +257,23 @@ LINUXKIT_RUNTIME = """{
 }"""
 
 
-def runtime_calls(busybox_path: Path, init_tree: Path, document: str, tmp_path: Path) -> str:
+def run_runtime_awk(
+    busybox_path: Path, init_tree: Path, document: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """runtime.awk run by busybox on ``document``, written to ``tmp_path / "runtime.json"``."""
     path = tmp_path / "runtime.json"
     path.write_text(document)
     awk = init_tree / "usr/lib/kitdsl/runtime.awk"
-    result = subprocess.run(
+    return subprocess.run(
         [str(busybox_path), "awk", "-f", str(awk), str(path)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def runtime_calls(busybox_path: Path, init_tree: Path, document: str, tmp_path: Path) -> str:
+    result = run_runtime_awk(busybox_path, init_tree, document, tmp_path)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -311,15 +318,8 @@ def test_runtime_json_as_linuxkit_writes_it(
 def test_malformed_runtime_json_is_refused(
     busybox_path: Path, init_tree: Path, tmp_path: Path
 ) -> None:
+    result = run_runtime_awk(busybox_path, init_tree, '{"mounts": [}', tmp_path)
     path = tmp_path / "runtime.json"
-    path.write_text('{"mounts": [}')
-    awk = init_tree / "usr/lib/kitdsl/runtime.awk"
-    result = subprocess.run(
-        [str(busybox_path), "awk", "-f", str(awk), str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == f"runtime.awk: {path}: unexpected '}}' at character 13\n"
@@ -341,22 +341,17 @@ def test_malformed_runtime_json_is_refused(
 def test_unicode_escapes_in_runtime_json(
     busybox_path: Path, init_tree: Path, tmp_path: Path, escaped: str, problem: str | None
 ) -> None:
-    path = tmp_path / "runtime.json"
-    path.write_text('{"bindNS": {"uts": "/run/' + escaped + '"}}')
-    result = subprocess.run(
-        [str(busybox_path), "awk", "-f", str(init_tree / "usr/lib/kitdsl/runtime.awk"), path],
-        capture_output=True,
-        check=False,
-    )
+    document = '{"bindNS": {"uts": "/run/' + escaped + '"}}'
+    result = run_runtime_awk(busybox_path, init_tree, document, tmp_path)
     if problem is None:
         assert result.returncode == 0, result.stderr
         value = json.loads(f'"/run/{escaped}"')
         quoted = "'" + value + "'"
-        assert result.stdout.decode() == f"rt_bindns uts {quoted} || return 1\n"
+        assert result.stdout == f"rt_bindns uts {quoted} || return 1\n"
     else:
         assert result.returncode == 1
-        assert result.stdout == b""
-        assert problem in result.stderr.decode()
+        assert result.stdout == ""
+        assert problem in result.stderr
 
 
 # --- lib.sh ---------------------------------------------------------------------------------

@@ -264,8 +264,8 @@ def _decompress(
     except BaseException:
         stop.set()
         executor.shutdown(wait=True)
-        if future.done() and not future.cancelled() and future.exception() is None:
-            future.result().close()  # it finished as we were interrupted
+        if future.exception() is None:  # done by now: it finished as we were interrupted
+            future.result().close()
         raise
     executor.shutdown(wait=True)
     return data

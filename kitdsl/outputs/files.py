@@ -56,7 +56,7 @@ WRITE_BEHIND = 16 << 20
 class _WriteBehind(io.FileIO):
     """An output file whose pages the kernel starts writing to disk every
     :data:`WRITE_BEHIND` bytes, while the rest is still being made: the fsync before the
-    rename then waits for the last few megabytes rather than the whole file (40-50 ms for a
+    rename then waits for the last few megabytes rather than the whole file (35-48 ms for a
     150 MB initrd here, with the CPUs otherwise idle)."""
 
     _flushed = 0
